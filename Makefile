@@ -1,0 +1,30 @@
+# One virtual environment, built from pyproject.toml; every target goes through it.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/trainforge up
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: install lint
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/run_all.py $(BENCH)
+
+clean:
+	rm -rf $(VENV) .trainforge .pytest_cache .ruff_cache .mypy_cache
