@@ -246,6 +246,8 @@ class BaseTrainer(CallbackMixin):
         self.stopper = EarlyStopping(self.args.patience)
         self.resume_training(self.resume_ckpt)
         self.scheduler.last_epoch = self.start_epoch - 1
+        for group in self.optimizer.param_groups:  # a resumed run starts at its epoch's LR, not epoch 0's
+            group["lr"] = group["initial_lr"] * self.lr_factor(self.start_epoch)
         if self.is_main:
             self.wdir.mkdir(parents=True, exist_ok=True)
             (self.save_dir / "args.yaml").write_text(_yaml(self.args.to_dict()))
