@@ -8,6 +8,7 @@ the loop itself. Each run is its own process (peak RSS is per run); variants alt
 repeat, and the median images/s of each is compared, so machine noise hits all of them alike.
 
 Usage: python bench/engine_overhead.py [--rounds 3] [--epochs 2] [--imgsz 64] [--batch 64] [--device cpu]
+       [--threads 1] [--amp]
 """
 
 from __future__ import annotations
@@ -110,6 +111,9 @@ def _sync(device: object) -> float:
 
 
 def child(variant: str, args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
     result = run_plain(args) if variant == "plain" else run_engine(args, lean=variant == "engine-lean")
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result), flush=True)
@@ -123,6 +127,12 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (1: no OpenMP spin-waits on a shared CPU)",
+    )
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     parser.add_argument("--child", choices=["engine", "engine-lean", "plain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -133,7 +143,9 @@ def main() -> int:
         "TRAINER_ENGINE_DATA_DIR", str(Path(tempfile.gettempdir()) / "trainforge-bench-data")
     )
     flags = [f"--epochs={args.epochs}", f"--imgsz={args.imgsz}", f"--batch={args.batch}"]
-    flags += [f"--workers={args.workers}", f"--device={args.device}"] + (["--amp"] if args.amp else [])
+    flags += [f"--workers={args.workers}", f"--device={args.device}", f"--threads={args.threads}"] + (
+        ["--amp"] if args.amp else []
+    )
     results: dict[str, list[dict[str, float]]] = {"engine": [], "engine-lean": [], "plain": []}
     _run_child("plain", flags)  # warm-up: generates and caches the data set, fills the page cache
     for r in range(args.rounds):

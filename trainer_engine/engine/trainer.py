@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
+import os
 import shutil
 import signal
 import threading
@@ -174,7 +175,7 @@ class BaseTrainer(CallbackMixin):
         self._do_train()
 
     def _do_train(self) -> None:
-        with self._sigterm_stops():
+        with self._sigterm_stops(), self._cpu_threads():
             try:
                 self.run_callbacks("on_pretrain_routine_start")
                 self._setup_train()
@@ -588,6 +589,21 @@ class BaseTrainer(CallbackMixin):
             # One process per GPU when there are GPUs; gloo on the CPU otherwise.
             return select_device(str(max(self.local_rank, 0)) if torch.cuda.is_available() else "cpu")
         return select_device(self.args.device, self.local_rank)
+
+    @contextlib.contextmanager
+    def _cpu_threads(self) -> Iterator[None]:
+        """On the CPU, leave the loader workers their cores: torch threads beyond the rest only spin-wait."""
+        if parse_device(self.args.device)[0] in ("cuda", "mps") or torch.cuda.is_available():
+            yield
+            return
+        cores = max((os.cpu_count() or 1) // self.world_size, 1)
+        workers = min(self.args.workers, cores)
+        before = torch.get_num_threads()
+        torch.set_num_threads(min(before, max(cores - workers, 1)))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     @contextlib.contextmanager
     def _sigterm_stops(self) -> Iterator[None]:
