@@ -1,0 +1,75 @@
+"""The trainer registry and the settings object (no database needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainforge.registry import TrainerError, resolve_trainer
+from trainforge.settings import Settings
+
+
+def test_builtin_trainers_resolve() -> None:
+    spec = resolve_trainer("classify", [])
+    assert spec.ref == "trainer_engine.models.classify:ClassificationTrainer" and spec.task == "classify"
+
+
+@pytest.mark.parametrize(
+    ("name", "allowed", "message"),
+    [
+        ("clasify", [], "did you mean 'classify'"),
+        ("os:system", ["mypkg"], "not under an allowed prefix (mypkg)"),
+        ("mypkgevil.mod:T", ["mypkg"], "not under an allowed prefix"),
+        ("mypkg.mod:T", [], "none are allowed"),
+        ("mypkg..mod:T", ["mypkg"], "not a valid 'package.module:Class' path"),
+        ("mypkg.mod:", ["mypkg"], "not a valid"),
+        ("mypkg/mod:T", ["mypkg"], "not a valid"),
+    ],
+)
+def test_bad_trainer_names(name: str, allowed: list[str], message: str) -> None:
+    with pytest.raises(TrainerError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        resolve_trainer(name, allowed)
+
+
+@pytest.mark.parametrize("prefix", ["mypkg", "mypkg."])
+def test_allowed_module_paths(prefix: str) -> None:
+    assert resolve_trainer("mypkg.trainers:MyTrainer", [prefix]).ref == "mypkg.trainers:MyTrainer"
+    assert resolve_trainer("mypkg:MyTrainer", [prefix]).task is None
+
+
+def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINFORGE_TRAINER_MODULES", "a.b, c")
+    monkeypatch.setenv("TRAINFORGE_WEBHOOK_ALLOW", '["127.0.0.0/8"]')
+    monkeypatch.setenv("TRAINFORGE_WEBHOOK_RETRY_SCHEDULE_S", "0,5,30")
+    settings = Settings()
+    assert settings.trainer_modules == ["a.b", "c"]
+    assert settings.webhook_allow == ["127.0.0.0/8"]
+    assert settings.webhook_retry_schedule_s == [0.0, 5.0, 30.0]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "TRAINFORGE_DATABASE_URL"),
+        ({"TRAINFORGE_DATABASE_URL": "postgresql+psycopg://db/x"}, "TRAINFORGE_REDIS_URL"),
+        (
+            {"TRAINFORGE_DATABASE_URL": "postgresql+psycopg://db/x", "TRAINFORGE_REDIS_URL": "redis://r:6379",
+             "TRAINFORGE_WEBHOOK_ALLOW": "0.0.0.0/0"},
+            "opens every address",
+        ),
+    ],
+)  # fmt: skip
+def test_production_refuses_insecure_defaults(monkeypatch: pytest.MonkeyPatch, env, message) -> None:
+    for key in ("TRAINFORGE_DATABASE_URL", "TRAINFORGE_REDIS_URL", "TRAINFORGE_WEBHOOK_ALLOW"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("TRAINFORGE_ENV", "production")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match=message):
+        Settings()
+
+
+def test_production_accepts_explicit_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINFORGE_ENV", "production")
+    monkeypatch.setenv("TRAINFORGE_DATABASE_URL", "postgresql+psycopg://db/x")
+    monkeypatch.setenv("TRAINFORGE_REDIS_URL", "redis://:pw@redis:6379/0")
+    assert Settings().env == "production"

@@ -1,0 +1,93 @@
+"""The job state machine: allowed transitions, and races between sessions have one winner."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from trainforge.db.models import Job
+from trainforge.db.session import session_scope
+from trainforge.jobs.state import TERMINAL, TRANSITIONS, JobStatus, TransitionError, transition
+
+
+def test_terminal_statuses_have_no_way_out() -> None:
+    for status in TERMINAL:
+        assert TRANSITIONS[status] == frozenset()
+
+
+def test_every_status_is_reachable_from_queued() -> None:
+    seen, todo = {JobStatus.QUEUED}, [JobStatus.QUEUED]
+    while todo:
+        for nxt in TRANSITIONS[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    assert seen == set(JobStatus)
+
+
+def test_transition_moves_once_and_stamps(make_job) -> None:
+    job_id = make_job()
+    with session_scope() as s:
+        assert transition(s, job_id, "running")
+        assert not transition(s, job_id, "running")
+        assert transition(s, job_id, "succeeded")
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        assert job.status == "succeeded"
+        assert job.started_at is not None and job.finished_at is not None
+        assert job.started_at <= job.finished_at
+
+
+def test_disallowed_transition_raises(make_job) -> None:
+    job_id = make_job()
+    with session_scope() as s, pytest.raises(TransitionError, match="cannot go from succeeded to running"):
+        transition(s, job_id, "running", from_="succeeded")
+
+
+def test_owner_guard(make_job) -> None:
+    job_id = make_job(status="running", lease_owner="w1")
+    with session_scope() as s:
+        assert not transition(s, job_id, "succeeded", owner="w2")
+        assert transition(s, job_id, "succeeded", owner="w1")
+
+
+def test_two_sessions_racing_one_transition_one_wins(make_job) -> None:
+    job_id = make_job()
+    barrier = threading.Barrier(2)
+    results: list[bool] = []
+
+    def race(target: str) -> None:
+        with session_scope() as s:
+            barrier.wait()
+            results.append(transition(s, job_id, target, from_="queued"))
+
+    threads = [threading.Thread(target=race, args=(t,)) for t in ("running", "cancelled")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False, True]
+    with session_scope() as s:
+        assert s.get(Job, job_id).status in {"running", "cancelled"}
+
+
+def test_many_racers_one_winner(make_job) -> None:
+    job_id = make_job()
+    barrier = threading.Barrier(6)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def race() -> None:
+        with session_scope() as s:
+            barrier.wait()
+            moved = transition(s, job_id, "running", values={"lease_owner": threading.current_thread().name})
+        with lock:
+            results.append(moved)
+
+    threads = [threading.Thread(target=race) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1

@@ -1,0 +1,1 @@
+"""Database models, column types and session handling."""

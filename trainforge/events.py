@@ -1,0 +1,137 @@
+"""Job events: persist first (with the next per-job sequence number), then notify after commit.
+
+`emit()` is the one way an event is recorded. In one transaction it
+1. allocates the next `seq` with `UPDATE jobs SET event_seq = event_seq + 1 ... RETURNING` (the row
+   lock makes this race-free on PostgreSQL; SQLite serialises writers),
+2. skips the event if `(job_id, dedupe_key)` already exists (re-emission after a crash is a no-op),
+3. inserts the job_events row,
+4. lets the webhook outbox add its delivery rows (`trainforge.webhooks.outbox.enqueue_for_event`),
+and after COMMIT publishes the event JSON on `trainforge:jobs:{job_id}:events`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from datetime import datetime
+from functools import lru_cache
+from types import ModuleType
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from trainforge.db.models import Job, JobEvent
+from trainforge.db.session import finite
+from trainforge.db.types import new_id, utcnow
+from trainforge.pubsub import events_channel, publish_after_commit
+
+OUTBOX_MODULE = "trainforge.webhooks.outbox"
+
+
+class UnknownJobError(LookupError):
+    """An event for a job that does not exist."""
+
+
+def event_json(event: JobEvent) -> dict[str, Any]:
+    """Return the public JSON form of an event: {id, job_id, seq, type, created_at, data}."""
+    return {
+        "id": event.id,
+        "job_id": event.job_id,
+        "seq": event.seq,
+        "type": event.type,
+        "created_at": _iso(event.created_at),
+        "data": event.data,
+    }
+
+
+def _iso(value: datetime) -> str:
+    """Format a timestamp as ISO 8601 with a Z suffix."""
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def emit(
+    session: Session,
+    job_id: str,
+    type: str,
+    data: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> dict[str, Any] | None:
+    """Record event `type` for `job_id` and return its JSON, or None if `dedupe_key` was already used.
+
+    Never commits: the caller's boundary does, and the Redis publish waits for that commit.
+    Raises UnknownJobError when the job does not exist.
+    """
+    seq = session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(event_seq=Job.event_seq + 1)
+        .returning(Job.event_seq)
+        .execution_options(synchronize_session=False)
+    ).scalar()
+    if seq is None:
+        raise UnknownJobError(f"no job {job_id!r}")
+    if dedupe_key is not None and _seen(session, job_id, dedupe_key):
+        # We hold the job row's lock, so giving the number back keeps seq gap-free.
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(event_seq=Job.event_seq - 1)
+            .execution_options(synchronize_session=False)
+        )
+        return None
+    event = JobEvent(
+        id=new_id(),
+        job_id=job_id,
+        seq=seq,
+        type=type,
+        data=finite(data or {}),
+        dedupe_key=dedupe_key,
+        created_at=utcnow(),
+    )
+    session.add(event)
+    session.flush()
+    payload = event_json(event)
+    _enqueue_webhooks(session, job_id, event, payload)
+    publish_after_commit(session, events_channel(job_id), payload)
+    return payload
+
+
+def _seen(session: Session, job_id: str, dedupe_key: str) -> bool:
+    """Return whether the job already has an event with `dedupe_key`."""
+    found = session.execute(
+        select(JobEvent.id).where(JobEvent.job_id == job_id, JobEvent.dedupe_key == dedupe_key)
+    ).first()
+    return found is not None
+
+
+def _enqueue_webhooks(session: Session, job_id: str, event: JobEvent, payload: dict[str, Any]) -> None:
+    """Add webhook outbox rows for the event in this transaction (when the webhooks package is present).
+
+    Contract for `trainforge.webhooks.outbox.enqueue_for_event(session, job, event, payload)`: insert
+    one webhook_deliveries row per matching receiver, flush, and register its sends with
+    `trainforge.queue.send_after_commit`; never commit.
+    """
+    outbox = _outbox()
+    if outbox is not None:
+        outbox.enqueue_for_event(session, session.get(Job, job_id), event, payload)
+
+
+@lru_cache(maxsize=1)
+def _outbox() -> ModuleType | None:
+    """Import the webhook outbox module once, or return None when the webhooks package is absent."""
+    if importlib.util.find_spec(OUTBOX_MODULE) is None:
+        return None
+    return importlib.import_module(OUTBOX_MODULE)
+
+
+def list_events(session: Session, job_id: str, after: int = 0, limit: int = 100) -> list[JobEvent]:
+    """Return up to `limit` events of a job with seq > `after`, in seq order."""
+    return list(
+        session.scalars(
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.seq > after)
+            .order_by(JobEvent.seq)
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,138 @@
+"""Job queries: fetch within a tenant, list with filters and a keyset cursor. Never commits."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy.engine import Engine, Row
+from sqlalchemy.orm import Session
+
+from trainforge.db.async_reads import AsyncReadPool, compile_for_psycopg
+from trainforge.db.models import Job, JobTag
+from trainforge.errors import Invalid
+
+# Built once: this lookup runs on every request about a job, and building the statement costs more
+# than its (cached) compilation.
+_JOB_OF_TENANT = select(Job).where(Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id"))
+
+
+def get_for_tenant(session: Session, tenant_id: str, job_id: str) -> Job | None:
+    """Return the tenant's job `job_id`, or None (another tenant's job is invisible)."""
+    return session.execute(_JOB_OF_TENANT, {"job_id": job_id, "tenant_id": tenant_id}).scalar_one_or_none()
+
+
+# What a job view shows (api.presenters.job_public); bookkeeping columns (lease, hashes) stay unread.
+_VIEW_COLUMNS = [
+    c for c in Job.__table__.c if c.name not in {
+        "tenant_id", "idempotency_key", "request_hash", "lease_owner", "heartbeat_at", "event_seq",
+        "cancel_requested_at", "updated_at",
+    }
+]  # fmt: skip
+_JOB_ROW_OF_TENANT = select(*_VIEW_COLUMNS).where(
+    Job.__table__.c.id == bindparam("job_id"), Job.__table__.c.tenant_id == bindparam("tenant_id")
+)
+
+
+def read_row_for_tenant(engine: Engine, tenant_id: str, job_id: str) -> Row[Any] | None:
+    """Return the tenant's job as a plain row (read-only views: no session, no ORM object)."""
+    with engine.connect() as conn:
+        return conn.execute(_JOB_ROW_OF_TENANT, {"job_id": job_id, "tenant_id": tenant_id}).first()
+
+
+_JOB_ROW_OF_TENANT_PG = compile_for_psycopg(_JOB_ROW_OF_TENANT)
+
+
+async def aread_row_for_tenant(pool: AsyncReadPool, tenant_id: str, job_id: str) -> Any:
+    """Return the tenant's job as a plain row read on PostgreSQL without blocking the event loop."""
+    return await pool.fetch_one(_JOB_ROW_OF_TENANT_PG, {"job_id": job_id, "tenant_id": tenant_id})
+
+
+def get_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job | None:
+    """Return the tenant's job created with Idempotency-Key `key`, or None."""
+    return session.execute(
+        select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def encode_cursor(job: Job) -> str:
+    """Return an opaque cursor pointing just after `job` in newest-first order."""
+    raw = f"{job.created_at.isoformat()}|{job.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Return the (created_at, id) a cursor points after; Invalid if it was not made by encode_cursor."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, job_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), job_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise Invalid(
+            f"invalid cursor {cursor!r}: pass the next_cursor value of the previous page unchanged"
+        ) from None
+
+
+def list_for_tenant(
+    session: Session,
+    tenant_id: str,
+    *,
+    statuses: list[str] | None = None,
+    tags: list[str] | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Job], str | None]:
+    """Return one page of the tenant's jobs, newest first, filtered before paging, and the next cursor.
+
+    A job matches when its status is one of `statuses` and it carries every tag in `tags`.
+    """
+    stmt = select(Job).where(Job.tenant_id == tenant_id)
+    if statuses:
+        stmt = stmt.where(Job.status.in_(statuses))
+    for tag in tags or ():
+        stmt = stmt.where(exists().where(JobTag.job_id == Job.id, JobTag.tag == tag))
+    if cursor:
+        created, job_id = decode_cursor(cursor)
+        stmt = stmt.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
+    rows = list(session.scalars(stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
+    page = rows[:limit]
+    return page, (encode_cursor(page[-1]) if len(rows) > limit else None)
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """Return how many jobs are in each status (all tenants), for /metrics."""
+    rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+    return {status: int(n) for status, n in rows}
+
+
+def record_progress(
+    session: Session,
+    job_id: str,
+    *,
+    epoch: int | None = None,
+    epochs: int | None = None,
+    metrics: dict[str, Any] | None = None,
+    progress: dict[str, Any] | None = None,
+    best_path: str | None = None,
+    last_path: str | None = None,
+) -> None:
+    """Store a running job's latest epoch (1-based), metrics, batch progress and checkpoint paths."""
+    values: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "epoch": epoch,
+            "epochs": epochs,
+            "metrics": metrics,
+            "progress": progress,
+            "best_path": best_path,
+            "last_path": last_path,
+        }.items()
+        if value is not None
+    }
+    if values:
+        session.execute(
+            update(Job).where(Job.id == job_id).values(**values).execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,218 @@
+"""Request and response bodies of the v1 API (pydantic), shared by the API, the client and tests."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/=-]{0,99}$"
+TAG_RE = re.compile(TAG_PATTERN)
+MAX_JSON_DEPTH = 20
+
+
+def check_json_value(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse what JSON columns cannot store: NaN/Infinity, NUL characters, very deep nesting."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{where} is nested more than {MAX_JSON_DEPTH} levels deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is {value}; use a finite number")
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"{where} contains a NUL character; remove it")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_json_value(key, f"{where} key", depth + 1)
+            check_json_value(item, f"{where}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_json_value(item, f"{where}[{index}]", depth + 1)
+
+
+def check_tag(tag: str) -> str:
+    """Return `tag` if it is a valid tag; ValueError explaining the rule otherwise."""
+    if not TAG_RE.match(tag):
+        raise ValueError(
+            f"invalid tag {tag!r}: use 1-100 letters, digits and _ . : / = - "
+            "(starting with a letter or digit)"
+        )
+    return tag
+
+
+class Strict(BaseModel):
+    """A request body that refuses unknown fields (a typo should fail, not be ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Resources(Strict):
+    """Where and on what a job runs."""
+
+    queue: str = Field(
+        default="jobs", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Celery queue for run_job."
+    )
+    gpus: int = Field(
+        default=0, ge=0, le=64, description="GPUs for the job; more than one runs under torchrun."
+    )
+
+
+class JobWebhook(Strict):
+    """A webhook that receives this job's events."""
+
+    url: str = Field(min_length=1, max_length=2000, description="http(s) URL that receives signed POSTs.")
+    events: list[str] = Field(default_factory=lambda: ["*"], min_length=1, max_length=100)
+    secret: str | None = Field(
+        default=None,
+        description="A `whsec_` secret to sign with; one is generated (and returned once) if absent.",
+    )
+
+
+class JobCreate(Strict):
+    """What to run: a trainer, its overrides, and how to run and report it."""
+
+    trainer: str = Field(
+        min_length=1,
+        max_length=300,
+        description="'classify', 'detect', or an allowed 'package.module:Class'.",
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Trainer config keys (see /v1/trainers)."
+    )
+    task: Literal["classify", "detect"] | None = Field(
+        default=None, description="The task of a custom trainer (validates task-specific overrides)."
+    )
+    webhooks: list[JobWebhook] = Field(default_factory=list, max_length=20)
+    resources: Resources = Field(default_factory=Resources)
+    priority: int = Field(default=0, ge=0, le=9)
+    name: str | None = Field(default=None, max_length=200)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_valid(cls, tags: list[str]) -> list[str]:
+        """Check each tag's characters and drop duplicates."""
+        return list(dict.fromkeys(check_tag(t) for t in tags))
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_storable(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Refuse values no JSON column can hold (NaN, NUL characters, deep nesting)."""
+        check_json_value(overrides, "overrides")
+        return overrides
+
+    @field_validator("name")
+    @classmethod
+    def _name_printable(cls, name: str | None) -> str | None:
+        """Refuse control characters in the name."""
+        if name is not None and any(ord(c) < 32 for c in name):
+            raise ValueError("name contains control characters; use printable text")
+        return name
+
+
+class JobLinks(BaseModel):
+    """Where to find more about a job."""
+
+    self: str
+    events: str
+    logs: str
+    artifacts: str
+    cancel: str
+    best: str | None = None
+    last: str | None = None
+
+
+class JobAccepted(BaseModel):
+    """The answer to POST /v1/jobs."""
+
+    id: str
+    status: str
+    links: JobLinks
+    webhooks: list[dict[str, Any]] = Field(
+        default_factory=list, description="Inline webhooks with their secrets (shown only in this answer)."
+    )
+
+
+class JobPublic(BaseModel):
+    """A job as the API shows it."""
+
+    id: str
+    name: str | None
+    trainer: str
+    trainer_ref: str
+    status: str
+    overrides: dict[str, Any]
+    resources: dict[str, Any]
+    priority: int
+    tags: list[str]
+    task: str | None
+    webhooks: list[dict[str, Any]] = Field(
+        description="Inline webhooks (their secrets are shown only at creation)."
+    )
+    epoch: int | None = Field(description="The last finished epoch (1-based).")
+    epochs: int | None
+    progress: dict[str, Any] | None
+    metrics: dict[str, Any] | None
+    error: str | None
+    stop_reason: str | None
+    attempt: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    links: JobLinks
+
+
+class JobsPublic(BaseModel):
+    """A page of jobs; pass `next_cursor` as `cursor` for the next page (null at the end)."""
+
+    data: list[JobPublic]
+    next_cursor: str | None
+
+
+class EventPublic(BaseModel):
+    """A persisted job event."""
+
+    id: str
+    job_id: str
+    seq: int
+    type: str
+    created_at: str
+    data: dict[str, Any]
+
+
+class EventsPublic(BaseModel):
+    """A page of events in seq order; pass `next_cursor` as `after` for the next page."""
+
+    data: list[EventPublic]
+    next_cursor: int | None
+
+
+class ArtifactPublic(BaseModel):
+    """A file a job produced."""
+
+    name: str
+    size: int
+    url: str
+
+
+class ArtifactsPublic(BaseModel):
+    """The files a job produced."""
+
+    data: list[ArtifactPublic]
+
+
+class TrainerPublic(BaseModel):
+    """A runnable trainer and the override keys it accepts."""
+
+    name: str
+    ref: str
+    task: str | None
+    overrides: dict[str, dict[str, Any]]
+
+
+class TrainersPublic(BaseModel):
+    """What can be run: built-in trainers, and module prefixes allowed for custom ones."""
+
+    data: list[TrainerPublic]
+    allowed_modules: list[str]
