@@ -1,0 +1,69 @@
+"""Build API response bodies from rows (links included)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Row
+
+from trainforge.db.models import Job
+from trainforge.schemas import JobLinks, JobPublic
+
+# A Job, or a row of the jobs table (read-only views skip the ORM): both have the column attributes.
+JobLike = Job | Row[Any]
+ALIASES = {"best.pt": "weights/best.pt", "last.pt": "weights/last.pt"}
+
+
+def run_dir(artifacts_dir: Path, job_id: str) -> Path:
+    """Return the directory holding a job's files (<artifacts_dir>/<job_id>)."""
+    return artifacts_dir / job_id
+
+
+def job_links(job: JobLike, artifacts_dir: Path | None = None) -> JobLinks:
+    """Return the links of a job; best/last only when the checkpoint exists."""
+    base = f"/v1/jobs/{job.id}"
+    links = JobLinks(
+        self=base,
+        events=f"{base}/events",
+        logs=f"{base}/logs",
+        artifacts=f"{base}/artifacts",
+        cancel=f"{base}/cancel",
+    )
+    # A job that never started has no checkpoints; otherwise trust the recorded paths, then the disk.
+    if artifacts_dir is not None and job.started_at is not None:
+        folder = os.path.join(artifacts_dir, job.id)
+        if job.best_path or os.path.isfile(os.path.join(folder, ALIASES["best.pt"])):
+            links.best = f"{base}/artifacts/best.pt"
+        if job.last_path or os.path.isfile(os.path.join(folder, ALIASES["last.pt"])):
+            links.last = f"{base}/artifacts/last.pt"
+    return links
+
+
+def job_public(job: JobLike, artifacts_dir: Path | None = None) -> JobPublic:
+    """Return the public view of a job."""
+    return JobPublic(
+        id=job.id,
+        name=job.name,
+        trainer=job.trainer,
+        trainer_ref=job.trainer_ref,
+        status=job.status,
+        task=job.task,
+        webhooks=[{k: h.get(k) for k in ("id", "url", "events")} for h in job.webhooks or []],
+        overrides=job.overrides or {},
+        resources=job.resources or {},
+        priority=job.priority,
+        tags=list(job.tags or []),
+        epoch=job.epoch,
+        epochs=job.epochs,
+        progress=job.progress,
+        metrics=job.metrics,
+        error=job.error,
+        stop_reason=job.stop_reason,
+        attempt=job.attempt,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        links=job_links(job, artifacts_dir),
+    )

@@ -1,0 +1,61 @@
+"""A job's events: a JSON page by seq cursor, or a live SSE stream resumable with Last-Event-ID."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from sse_starlette import EventSourceResponse
+
+from api.deps import JobDep, SessionDep, SettingsDep
+from api.sse import EventStream
+from trainforge.errors import Invalid
+from trainforge.events import event_json, list_events
+from trainforge.schemas import EventPublic, EventsPublic
+
+router = APIRouter(prefix="/v1/jobs", tags=["events"])
+MAX_SEQ = 2**31 - 1  # seq is a 32-bit integer column
+
+
+def _resume_point(after: int | None, last_event_id: str | None) -> int:
+    """Return the seq to resume after: Last-Event-ID wins over ?after=."""
+    if last_event_id not in (None, ""):
+        if not last_event_id.isdigit() or int(last_event_id) > MAX_SEQ:
+            raise Invalid(
+                f"invalid Last-Event-ID {last_event_id!r}: send the id (a seq number) of the last event"
+            )
+        return int(last_event_id)
+    return after or 0
+
+
+@router.get(
+    "/{job_id}/events",
+    response_model=EventsPublic,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "JSON page, or SSE when asked."}},
+)
+def job_events(
+    request: Request,
+    job: JobDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_SEQ, description="Return events with seq greater than this.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    accept: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[str | None, Header(description="SSE resume point (a seq).")] = None,
+) -> Any:
+    """List a job's events in order; with `Accept: text/event-stream`, stream them live."""
+    start = _resume_point(after, last_event_id)
+    if accept and "text/event-stream" in accept:
+        stream = EventStream(settings, request.app.state.redis, job.id, start)
+        return EventSourceResponse(
+            stream.__aiter__(),
+            ping=int(max(1, settings.sse_heartbeat_s)),
+            headers={"Cache-Control": "no-store"},
+        )
+    events = list_events(session, job.id, after=start, limit=limit)
+    return EventsPublic(
+        data=[EventPublic(**event_json(e)) for e in events],
+        next_cursor=events[-1].seq if len(events) == limit else None,
+    )

@@ -1,0 +1,78 @@
+"""Jobs: submit, list, show, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+
+from api.deps import BEARER_SECURITY, CurrentTenant, JobDep, JobIdPath, SessionDep, SettingsDep, read_job_view
+from api.presenters import job_links, job_public
+from trainforge.errors import Invalid
+from trainforge.jobs import repository, service
+from trainforge.jobs.state import JobStatus
+from trainforge.schemas import JobAccepted, JobCreate, JobPublic, JobsPublic, check_tag
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def create_job(
+    body: JobCreate,
+    session: SessionDep,
+    principal: CurrentTenant,
+    settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=200, description="Repeat a POST safely: the same key returns the same job."),
+    ] = None,
+) -> JobAccepted:
+    """Submit a training job; it is queued and runs on the next free worker."""
+    result = service.create_job(session, principal.tenant_id, body, settings, idempotency_key=idempotency_key)
+    return JobAccepted(
+        id=result.job.id, status=result.job.status, links=job_links(result.job), webhooks=result.webhooks
+    )
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(
+    session: SessionDep,
+    principal: CurrentTenant,
+    settings: SettingsDep,
+    status_: Annotated[
+        list[str] | None, Query(alias="status", description="Keep jobs in these statuses.")
+    ] = None,
+    tag: Annotated[list[str] | None, Query(description="Keep jobs carrying every one of these tags.")] = None,
+    cursor: Annotated[str | None, Query(description="The next_cursor of the previous page.")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="Page size.")] = None,
+) -> JobsPublic:
+    """List your jobs, newest first, filtered by status and tag before paging."""
+    for value in tag or []:
+        try:
+            check_tag(value)
+        except ValueError as exc:
+            raise Invalid(f"tag filter: {exc}") from None
+    statuses = [s for value in status_ or [] for s in value.split(",") if s]
+    unknown = sorted(set(statuses) - {s.value for s in JobStatus})
+    if unknown:
+        raise Invalid(f"unknown status {unknown[0]!r}; use one of {', '.join(s.value for s in JobStatus)}")
+    size = min(limit or settings.page_size, settings.max_page_size)
+    jobs, next_cursor = repository.list_for_tenant(
+        session, principal.tenant_id, statuses=statuses, tags=tag, cursor=cursor, limit=size
+    )
+    return JobsPublic(data=[job_public(j, settings.artifacts_dir) for j in jobs], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobPublic, openapi_extra=BEARER_SECURITY)
+async def get_job(request: Request, job_id: JobIdPath) -> Response:
+    """Show a job: status, epoch k of n, latest metrics, checkpoints, error."""
+    # The hot polling path: no dependencies to resolve, no thread pool, serialised once.
+    job = await read_job_view(request, job_id)
+    body = job_public(job, request.app.state.settings.artifacts_dir).model_dump_json()
+    return Response(body, media_type="application/json")
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+def cancel_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> JobPublic:
+    """Cancel a job: at once if it has not started, at the next batch boundary if it runs."""
+    return job_public(service.cancel_job(session, job), settings.artifacts_dir)

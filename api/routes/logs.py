@@ -1,0 +1,90 @@
+"""A job's training log: the whole text, or followed live until the job ends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse, StreamingResponse
+
+from api.deps import JobDep, SettingsDep
+from api.presenters import run_dir
+from trainforge.db.models import Job
+from trainforge.db.session import session_scope
+from trainforge.errors import NotFound
+from trainforge.jobs.state import TERMINAL
+
+router = APIRouter(prefix="/v1/jobs", tags=["logs"])
+LOG_NAME = "train.log"
+CHUNK = 64 * 1024
+POLL_S = 0.25
+
+
+def _ended(url: str, job_id: str) -> bool:
+    """Return whether the job has reached a terminal status."""
+    with session_scope(url) as session:
+        job = session.get(Job, job_id)
+        return job is None or job.status in TERMINAL
+
+
+async def follow(path: Path, database_url: str, job_id: str) -> AsyncIterator[bytes]:
+    """Yield the log as it grows; stop once the job has ended and everything written was sent."""
+    offset = 0
+    since_check = 0.0
+    while True:
+        chunk = _read(path, offset)
+        if chunk:
+            offset += len(chunk)
+            yield chunk
+            continue
+        since_check += POLL_S
+        if since_check >= 1.0 or not path.exists():
+            since_check = 0.0
+            if await anyio.to_thread.run_sync(_ended, database_url, job_id):
+                tail = _read(path, offset)  # what the worker wrote just before it finished
+                if tail:
+                    yield tail
+                return
+        await anyio.sleep(POLL_S)
+
+
+def _read(path: Path, offset: int) -> bytes:
+    """Return up to CHUNK bytes of `path` from `offset` (empty if it does not exist yet)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            return fh.read(CHUNK)
+    except FileNotFoundError:
+        return b""
+
+
+@router.get(
+    "/{job_id}/logs",
+    response_model=None,
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def job_logs(
+    job: JobDep,
+    settings: SettingsDep,
+    follow_: Annotated[bool, Query(alias="follow", description="Stream the log until the job ends.")] = False,
+    tail: Annotated[int | None, Query(ge=1, description="Only the last N bytes.")] = None,
+) -> StreamingResponse | PlainTextResponse:
+    """Return the job's training log as text; `?follow=true` keeps streaming until the job ends."""
+    path = run_dir(settings.artifacts_dir, job.id) / LOG_NAME
+    if follow_:
+        return StreamingResponse(
+            follow(path, settings.database_url, job.id), media_type="text/plain; charset=utf-8"
+        )
+    if not path.is_file():
+        raise NotFound(
+            f"job {job.id} has no log yet (status {job.status}); it appears once the job starts — "
+            "use ?follow=true to wait for it"
+        )
+    data = path.read_bytes()
+    if tail is not None:
+        data = data[-tail:]
+    return PlainTextResponse(data.decode("utf-8", errors="replace"))

@@ -1,0 +1,131 @@
+"""The live event stream of a job: subscribe, replay from the DB, then follow Redis, each seq once.
+
+Order matters: subscribing before the replay means an event committed during the replay is either
+in the replay or arrives on the channel; duplicates are dropped by seq. When Redis is silent for
+`sse_poll_s` the stream re-reads the DB, so a lost message (or a Redis outage) delays an event but
+never loses it. The stream ends after the job's terminal event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from trainforge.db.models import Job
+from trainforge.db.session import session_scope
+from trainforge.events import event_json, list_events
+from trainforge.jobs.state import TERMINAL, TERMINAL_EVENTS
+from trainforge.pubsub import events_channel
+from trainforge.settings import Settings
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+def _load(url: str, job_id: str, after: int) -> tuple[list[dict[str, Any]], bool]:
+    """Return up to BATCH events after `after`, and whether the job has ended."""
+    with session_scope(url) as session:
+        events = [event_json(e) for e in list_events(session, job_id, after=after, limit=BATCH)]
+        job = session.get(Job, job_id)
+        ended = job is None or job.status in TERMINAL
+    return events, ended
+
+
+def sse_message(event: dict[str, Any]) -> dict[str, Any]:
+    """Render an event as an SSE message (id = seq, event = type, data = the event JSON)."""
+    return {"id": str(event["seq"]), "event": event["type"], "data": json.dumps(event)}
+
+
+class EventStream:
+    """One client's stream of one job's events after seq `after`."""
+
+    def __init__(self, settings: Settings, redis: aioredis.Redis | None, job_id: str, after: int) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.job_id = job_id
+        self.last = after
+        self.done = False
+
+    async def _catch_up(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield every persisted event after the last one sent."""
+        while not self.done:
+            events, ended = await anyio.to_thread.run_sync(
+                _load, self.settings.database_url, self.job_id, self.last
+            )
+            for event in events:
+                for message in self._accept(event):
+                    yield message
+            if len(events) < BATCH:
+                if ended and not events:
+                    self.done = True  # ended without a terminal event we can see: nothing more will come
+                return
+
+    def _accept(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Return the message for `event` if it is the next one, marking the end after a terminal event."""
+        if self.done or event["seq"] <= self.last:
+            return []
+        self.last = event["seq"]
+        if event["type"] in TERMINAL_EVENTS:
+            self.done = True
+        return [sse_message(event)]
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield SSE messages until the job's terminal event (or the client goes away)."""
+        pubsub = await self._subscribe()
+        try:
+            async for message in self._catch_up():
+                yield message
+            while not self.done:
+                event = await self._next_live(pubsub)
+                if event is None or event["seq"] > self.last + 1:
+                    # Silence, or a gap: the DB has whatever Redis did not bring.
+                    async for message in self._catch_up():
+                        yield message
+                    if event is None:
+                        continue
+                for message in self._accept(event):
+                    yield message
+        finally:
+            if pubsub is not None:
+                with anyio.CancelScope(shield=True):
+                    with contextlib.suppress(RedisError, OSError):
+                        await pubsub.aclose()
+
+    async def _subscribe(self) -> Any:
+        """Subscribe to the job's channel; None when Redis is unreachable (then the DB is polled)."""
+        if self.redis is None:
+            return None
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(events_channel(self.job_id))
+        except (RedisError, OSError) as exc:
+            log.warning("SSE for job %s without Redis (%s); polling the database", self.job_id, exc)
+            await pubsub.aclose()
+            return None
+        return pubsub
+
+    async def _next_live(self, pubsub: Any) -> dict[str, Any] | None:
+        """Wait up to sse_poll_s for the next published event of this job."""
+        if pubsub is None:
+            await anyio.sleep(self.settings.sse_poll_s)
+            return None
+        try:
+            message = await pubsub.get_message(timeout=self.settings.sse_poll_s)
+        except (RedisError, OSError) as exc:
+            log.warning("SSE for job %s lost Redis (%s); polling the database", self.job_id, exc)
+            await anyio.sleep(self.settings.sse_poll_s)
+            return None
+        if message is None or message.get("type") != "message":
+            return None
+        try:
+            event = json.loads(message["data"])
+        except (TypeError, ValueError):
+            return None
+        return event if isinstance(event, dict) and isinstance(event.get("seq"), int) else None
