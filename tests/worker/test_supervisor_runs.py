@@ -1,0 +1,185 @@
+"""The run_job supervisor in this process, against real PostgreSQL/SQLite and Redis, with real children.
+
+The children run a torch-free trainer (tests/worker/trainers.py) as fresh interpreters, so each run
+takes about a second; end-to-end runs of the real engine through Celery are in tests/integration.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from trainforge.db.models import Job, JobEvent
+from trainforge.db.session import session_scope
+from trainforge.jobs import service
+from trainforge.jobs.state import JobStatus
+from worker.launcher import set_zygote
+from worker.supervisor import Supervisor
+
+TICK = "tests.worker.trainers:TickTrainer"
+
+
+@pytest.fixture
+def env(settings_env, monkeypatch):
+    """Test settings with a fast heartbeat, children started as fresh interpreters."""
+    from trainforge.settings import get_settings
+
+    monkeypatch.setenv("TRAINFORGE_HEARTBEAT_INTERVAL_S", "0.3")
+    get_settings.cache_clear()
+    set_zygote(None)
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def job_row(job_id: str) -> Job:
+    """Return the job as stored now."""
+    with session_scope() as s:
+        return s.execute(select(Job).where(Job.id == job_id)).scalar_one()
+
+
+def event_types(job_id: str) -> list[str]:
+    """Return the job's event types in seq order."""
+    with session_scope() as s:
+        return list(s.scalars(select(JobEvent.type).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)))
+
+
+def in_background(supervisor: Supervisor) -> tuple[threading.Thread, list[str]]:
+    """Run the supervisor in a thread; the list receives its result."""
+    result: list[str] = []
+    thread = threading.Thread(target=lambda: result.append(supervisor.run()), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def wait_for(predicate, timeout: float = 20.0) -> None:
+    """Poll until `predicate()` is true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_run_succeeds_and_records_events_progress_and_log(env, make_job):
+    job_id = make_job(trainer_ref=TICK, overrides={"epochs": 2, "batches": 3, "batch_s": 0.2})
+    assert Supervisor(job_id).run() == "succeeded"
+    job = job_row(job_id)
+    assert (job.status, job.epoch, job.epochs, job.attempt) == ("succeeded", 2, 2, 1)
+    assert job.best_path == "weights/best.pt" and job.last_path == "weights/last.pt"
+    assert job.metrics == {"metrics/accuracy_top1": 1.0}
+    assert job.progress["batches"] == 3
+    assert job.lease_owner is None
+    types = event_types(job_id)
+    assert types[0] == "job.started" and types[-1] == "job.succeeded"
+    assert types.count("on_fit_epoch_end") == 2 and types.count("on_train_epoch_end") == 2
+    assert "on_train_batch_end" not in types
+    log = (env.artifacts_dir / job_id / "train.log").read_text()
+    assert TICK in log
+
+
+def test_trainer_error_fails_the_job_with_its_message_and_logs_the_traceback(env, make_job):
+    job_id = make_job(trainer_ref=TICK, overrides={"epochs": 3, "batches": 1, "fail_at_epoch": 2})
+    assert Supervisor(job_id).run() == "failed"
+    job = job_row(job_id)
+    assert job.error == "RuntimeError: failing on purpose at epoch 2"
+    assert event_types(job_id)[-1] == "job.failed"
+    assert "Traceback" in (env.artifacts_dir / job_id / "train.log").read_text()
+
+
+def test_unloadable_trainer_fails_with_a_clear_message(env, make_job):
+    job_id = make_job(trainer_ref="tests.worker.trainers:NoSuchTrainer")
+    assert Supervisor(job_id).run() == "failed"
+    assert "cannot load trainer 'tests.worker.trainers:NoSuchTrainer'" in job_row(job_id).error
+
+
+def test_cancel_stops_the_child_at_a_batch_boundary(env, make_job):
+    job_id = make_job(trainer_ref=TICK, overrides={"epochs": 50, "batches": 5, "batch_s": 0.05})
+    thread, result = in_background(Supervisor(job_id))
+    wait_for(lambda: "on_fit_epoch_end" in event_types(job_id))
+    asked = time.monotonic()
+    with session_scope() as s:
+        service.cancel_job(s, s.get(Job, job_id))
+    thread.join(20)
+    assert result == ["cancelled"]
+    assert time.monotonic() - asked < 10  # at the next batch (0.05 s); generous for a loaded machine
+    job = job_row(job_id)
+    assert job.status == "cancelled" and job.stop_reason == "signal"
+    assert (env.artifacts_dir / job_id / "weights" / "last.pt").is_file()
+    assert event_types(job_id)[-1] == "job.cancelled"
+
+
+def test_time_limit_fails_the_job(env, make_job):
+    job_id = make_job(trainer_ref=TICK, overrides={"epochs": 100, "batches": 5, "batch_s": 0.05})
+    assert Supervisor(job_id, time_limit_s=2.0).run() == "failed"
+    assert job_row(job_id).error == "the job ran past its time limit of 2 s and was stopped"
+
+
+def test_child_ignoring_sigterm_is_killed_after_the_grace_period(env, make_job):
+    overrides = {"epochs": 100, "batches": 5, "batch_s": 0.05, "ignore_sigterm": True}
+    job_id = make_job(trainer_ref=TICK, overrides=overrides)
+    started = time.monotonic()
+    assert Supervisor(job_id, time_limit_s=1.5, stop_grace_s=0.5).run() == "failed"
+    assert time.monotonic() - started < 10
+    assert "time limit" in job_row(job_id).error
+
+
+def test_lost_lease_kills_the_child_and_records_nothing(env, make_job):
+    job_id = make_job(trainer_ref=TICK, overrides={"epochs": 100, "batches": 5, "batch_s": 0.05})
+    thread, result = in_background(Supervisor(job_id))
+    wait_for(lambda: job_row(job_id).status == "running")
+    with session_scope() as s:
+        s.get(Job, job_id).lease_owner = "another-worker"
+    thread.join(20)
+    assert result == ["lease lost"]
+    job = job_row(job_id)
+    assert (job.status, job.lease_owner) == ("running", "another-worker")
+
+
+def test_a_job_whose_lease_is_held_is_dropped(env, make_job):
+    job_id = make_job(trainer_ref=TICK, status=JobStatus.RUNNING.value, lease_owner="someone")
+    assert Supervisor(job_id).run() == "dropped"
+    assert event_types(job_id) == []
+
+
+def test_a_stop_nobody_asked_for_requeues_the_job(env, make_job):
+    job_id = make_job(trainer_ref=TICK, overrides={"epochs": 100, "batches": 5, "batch_s": 0.05})
+    supervisor = Supervisor(job_id)
+    thread, result = in_background(supervisor)
+    wait_for(lambda: "on_fit_epoch_end" in event_types(job_id))
+    pid = int(job_row(job_id).lease_owner.split(":")[1])
+    assert pid == os.getpid()
+    # What the worker's shutdown does: SIGTERM to the child group, not via the supervisor.
+    child_pgid = _child_pgid(job_id)
+    os.killpg(child_pgid, signal.SIGTERM)
+    thread.join(20)
+    assert result == ["retrying"]
+    assert event_types(job_id)[-1] == "job.retrying"
+
+
+def _child_pgid(job_id: str) -> int:
+    """Find the training child of `job_id` among this process's children."""
+    for path in os.listdir("/proc"):
+        if path.isdigit():
+            try:
+                with open(f"/proc/{path}/cmdline", "rb") as f:
+                    cmdline = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"worker.child" in cmdline and job_id.encode() in cmdline:
+                return os.getpgid(int(path))
+    raise LookupError(job_id)
+
+
+def test_a_multi_gpu_job_runs_under_torchrun_and_only_rank_0_emits(env, make_job):
+    job_id = make_job(
+        trainer_ref=TICK, overrides={"epochs": 2, "batches": 1}, resources={"queue": "jobs", "gpus": 2}
+    )
+    assert Supervisor(job_id).run() == "succeeded"
+    run_dir = env.artifacts_dir / job_id
+    assert (run_dir / "rank-0").exists() and (run_dir / "rank-1").exists()
+    types = event_types(job_id)
+    assert types.count("on_train_epoch_start") == 2 and types.count("on_train_start") == 1, types

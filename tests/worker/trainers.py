@@ -1,0 +1,115 @@
+"""A torch-free trainer with the engine's trainer surface, for fast tests of the supervisor and the bridge.
+
+It fires the engine's declared events in the engine's order (trainer_engine.engine.callbacks), sleeps
+`batch_s` per batch instead of computing, honours `trainer.stop` and SIGTERM at batch boundaries like
+the engine, and writes weights/last.pt (and best.pt): with torch.save where torch is loaded already
+(children of the fork server), else as JSON, which keeps fresh-interpreter children torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from trainer_engine.engine.callbacks import CallbackMixin, default_callbacks
+
+
+class TickTrainer(CallbackMixin):
+    """Epochs of `batches` sleeping batches; fitness grows each epoch."""
+
+    def __init__(
+        self, cfg: Any = None, overrides: dict[str, Any] | None = None, _callbacks: Any = None
+    ) -> None:
+        self.args = dict(overrides or {})
+        self.callbacks = default_callbacks()
+        self.epochs = int(self.args.get("epochs", 2))
+        self.batches = int(self.args.get("batches", 3))
+        self.batch_s = float(self.args.get("batch_s", 0.01))
+        self.save_dir = Path(self.args["project"]) / self.args["name"]
+        self.wdir = self.save_dir / "weights"
+        self.last, self.best = self.wdir / "last.pt", self.wdir / "best.pt"
+        self.epoch, self.start_epoch = 0, 0
+        self.metrics: dict[str, float] = {}
+        self.fitness = self.best_fitness = None
+        self.tloss = None
+        self.lr = {"lr/pg0": 0.01}
+        self.stop, self.stop_reason = False, None
+        self.train_loader = range(self.batches)
+
+    def label_loss_items(self, loss_items: Any = None, prefix: str = "train") -> dict[str, float] | list[str]:
+        """Name the loss values."""
+        return [f"{prefix}/loss"] if loss_items is None else {f"{prefix}/loss": float(loss_items)}
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        """Stop at the next batch boundary, as the engine does."""
+        self.stop, self.stop_reason = True, "signal"
+
+    def train(self) -> None:
+        """Run the epochs, firing every event in the engine's order."""
+        # `ignore_sigterm` plays a hung run that only SIGKILL ends.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if self.args.get("ignore_sigterm") else self._on_sigterm)
+        self.run_callbacks("on_pretrain_routine_start")
+        self.wdir.mkdir(parents=True, exist_ok=True)
+        # Under torchrun every rank trains; leave a mark so tests can see each one ran.
+        (self.save_dir / f"rank-{os.environ.get('RANK', '0')}").touch()
+        if self.args.get("resume") and self.last.is_file():
+            self.start_epoch = _load(self.last)["epoch"] + 1
+        self.run_callbacks("on_pretrain_routine_end")
+        self.run_callbacks("on_train_start")
+        try:
+            for epoch in range(self.start_epoch, self.epochs):
+                self.epoch = epoch
+                self._epoch()
+                if self.stop:
+                    break
+            self.run_callbacks("on_train_end")
+        finally:
+            self.run_callbacks("teardown")
+
+    def _epoch(self) -> None:
+        """Train, 'validate' and save one epoch."""
+        self.run_callbacks("on_train_epoch_start")
+        for i in range(self.batches):
+            self.run_callbacks("on_train_batch_start")
+            time.sleep(self.batch_s)
+            self.tloss = 1.0 / (self.epoch * self.batches + i + 1)
+            self.run_callbacks("optimizer_step")
+            self.run_callbacks("on_before_zero_grad")
+            self.run_callbacks("on_train_batch_end")
+            if self.stop:
+                break
+        self.run_callbacks("on_train_epoch_end")
+        if self.args.get("fail_at_epoch") == self.epoch + 1:
+            raise RuntimeError(f"failing on purpose at epoch {self.epoch + 1}")
+        self.fitness = float(self.epoch + 1)
+        self.metrics = {"metrics/accuracy_top1": self.fitness / self.epochs}
+        self.best_fitness = self.fitness
+        checkpoint = {"epoch": self.epoch, "train_metrics": {**self.metrics, "fitness": self.fitness}}
+        _save(checkpoint, self.last)
+        _save(checkpoint, self.best)
+        self.run_callbacks("on_model_save")
+        self.run_callbacks("on_fit_epoch_end")
+        self.run_callbacks("on_params_update")
+
+
+def _save(checkpoint: dict[str, Any], path: Path) -> None:
+    """Save like the engine (torch) where torch is loaded already (fork-server children), else as JSON."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].save(checkpoint, path)
+    else:
+        path.write_text(json.dumps(checkpoint))
+
+
+def _load(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by _save."""
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError):
+        import torch
+
+        return torch.load(path, weights_only=True)

@@ -1,0 +1,64 @@
+"""The Celery app of the workers: Redis broker from settings, explicit task names, three queues.
+
+`celery -A worker.celery_app worker -Q jobs` runs training jobs (one at a time per process,
+acknowledged on receipt); `-Q webhooks,default` runs deliveries, sweeps and the reaper; `-B` or
+`celery beat` runs the schedule. This module never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+
+from celery import Celery
+from kombu import Queue
+
+from trainforge import queue
+from trainforge.settings import get_settings
+
+WEBHOOK_TASKS = "worker.webhook_tasks"
+
+
+def task_modules() -> list[str]:
+    """Return the task modules to load (the webhook tasks when that module is present)."""
+    modules = ["worker.tasks"]
+    if importlib.util.find_spec(WEBHOOK_TASKS) is not None:
+        modules.append(WEBHOOK_TASKS)
+    return modules
+
+
+def beat_schedule(reap_interval_s: float, sweep_interval_s: float) -> dict[str, dict]:
+    """Return the periodic tasks: the job reaper and the webhook sweep."""
+    return {
+        "reap-stale-jobs": {"task": queue.REAP_JOBS, "schedule": reap_interval_s},
+        "sweep-webhooks": {"task": queue.SWEEP_WEBHOOKS, "schedule": sweep_interval_s},
+    }
+
+
+def create_app() -> Celery:
+    """Build the worker app from settings."""
+    settings = get_settings()
+    app = Celery("trainforge", include=task_modules())
+    app.conf.update(queue.celery_config(settings.redis_url))
+    app.conf.update(
+        task_queues=[Queue(name) for name in (queue.JOBS_QUEUE, queue.WEBHOOKS_QUEUE, queue.DEFAULT_QUEUE)],
+        task_routes={**app.conf.task_routes, queue.REAP_JOBS: {"queue": queue.DEFAULT_QUEUE}},
+        # A training run outlives any broker visibility timeout: acknowledge on receipt and let the
+        # job's lease (not a redelivered message) decide who runs it.
+        task_acks_late=False,
+        # One task at a time per process: a GPU worker must not reserve a second job it cannot start.
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        beat_schedule=beat_schedule(settings.reap_interval_s, settings.webhook_sweep_interval_s),
+        # Interval schedules need no state across restarts; `trainforge worker --beat` may pass another.
+        beat_schedule_filename=os.path.join(tempfile.gettempdir(), f"trainforge-beat-{os.getuid()}"),
+    )
+    return app
+
+
+app = create_app()
+
+# Worker start/stop hooks (fork server, startup reap) register themselves on import.
+from worker import lifecycle  # noqa: E402,F401

@@ -1,0 +1,96 @@
+"""Worker start and stop hooks: the warm fork server, the startup reap, and a clean shutdown.
+
+A worker that consumes the jobs queue starts one fork server (worker.zygote) in its main process
+when it starts, reaps stale leases and re-sends waiting jobs once it is ready, and on shutdown asks
+every training child to stop at a batch boundary (their jobs are resumed elsewhere from last.pt).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery import signals
+
+from trainforge import queue
+from trainforge.db.session import dispose_engines
+from trainforge.pubsub import reset_clients
+from worker import launcher
+from worker.zygote import ZygoteClient
+
+log = logging.getLogger(__name__)
+
+# Set to "0" to start every training child as a fresh interpreter (slower; for comparison and debugging).
+FORK_SERVER_ENV = "TRAINFORGE_FORK_SERVER"
+
+_main_pid: int | None = None
+
+
+def pool_parent_pid() -> int | None:
+    """Return the worker's main pid when running in a pool process (to notice it dying), else None."""
+    if _main_pid is None or _main_pid == os.getpid():
+        return None
+    return _main_pid
+
+
+def consumes_jobs(worker: Any) -> bool:
+    """Return whether the worker consumes the jobs queue."""
+    try:
+        return queue.JOBS_QUEUE in worker.app.amqp.queues.consume_from
+    except AttributeError:
+        return False
+
+
+@signals.worker_init.connect
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    """Remember the main pid and start the fork server (the worker is ready once it has preloaded)."""
+    global _main_pid
+    _main_pid = os.getpid()
+    if consumes_jobs(sender) and os.environ.get(FORK_SERVER_ENV, "1") != "0":
+        zygote = ZygoteClient()
+        zygote.start()
+        # Take no job before children can start warm: a job waiting on a cold fork server would not
+        # heartbeat meanwhile. If the server fails, children start as fresh interpreters instead.
+        if zygote.wait_ready(timeout=300):
+            launcher.set_zygote(zygote)
+            log.info("fork server ready (pid %d)", zygote.process.pid if zygote.process else -1)
+        else:
+            log.error("fork server did not start; training children start as fresh interpreters")
+            zygote.stop()
+
+
+@signals.worker_ready.connect
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    """Reap stale leases and re-send waiting jobs once, then drop the main process's connections."""
+    if not consumes_jobs(sender):
+        return
+    from worker import reaper
+
+    try:
+        reaped = reaper.reap()
+        resent = reaper.resend_waiting()
+        log.info("startup: %d stale job(s) reaped, %d waiting job(s) re-sent", len(reaped), resent)
+    except Exception:  # a worker must start even when the database is briefly away
+        log.exception("startup reap failed")
+    finally:
+        # Pool processes forked later must not share these connections.
+        dispose_engines()
+        reset_clients()
+
+
+@signals.worker_shutting_down.connect
+def _on_shutting_down(**_: Any) -> None:
+    """Ask every training child to stop at a batch boundary and save last.pt."""
+    zygote = launcher.get_zygote()
+    if zygote is not None:
+        log.info("shutting down: asking every training child to stop and save last.pt")
+        zygote.terminate_children()
+
+
+@signals.worker_shutdown.connect
+def _on_shutdown(**_: Any) -> None:
+    """Stop the fork server."""
+    zygote = launcher.get_zygote()
+    if zygote is not None and _main_pid == os.getpid():
+        zygote.stop()

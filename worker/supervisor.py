@@ -1,0 +1,282 @@
+"""The run_job supervisor: take the job's lease, start the training child, watch it, record how it ended.
+
+    take_lease (queued|retrying → running, job.started)      or drop the delivery: someone else has it
+    start the child (own process group)
+    until it exits, every POLL_S:
+        cancel notice on Redis, or status "cancelling" at a heartbeat → SIGTERM the group
+        heartbeat every settings.heartbeat_interval_s            (lease lost → SIGKILL, record nothing)
+        past the time limit                                       → SIGTERM the group
+        SIGTERM sent more than the grace period ago               → SIGKILL the group
+    record: succeeded | failed (trainer's message) | cancelled | retrying (stopped from outside)
+
+Only the lease holder records an outcome; every write is one guarded UPDATE plus its event.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from trainforge.db.models import Job
+from trainforge.db.session import session_scope
+from trainforge.jobs import lease
+from trainforge.jobs.state import JobStatus
+from trainforge.settings import Settings, get_settings
+from worker import launcher
+from worker.cancel_watch import CancelWatch
+from worker.outcome import Outcome, clear_outcome, read_outcome
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.2
+DEFAULT_STOP_GRACE_S = 30.0
+LOG_NAME = "train.log"
+
+# Why the supervisor stopped the child (None: it ended on its own).
+CANCEL, TIME, LOST, ORPHANED = "cancel", "time", "lease lost", "worker gone"
+
+
+def new_owner() -> str:
+    """Return a lease-owner id unique to this run: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def time_limit_s(overrides: dict[str, Any], settings: Settings) -> float | None:
+    """Return the wall-clock limit of a run in seconds, or None for no limit.
+
+    The trainer stops itself after `time` hours; the margin on top only catches a hung run.
+    An operator-wide `job_time_limit_s` setting applies when the settings define one.
+    """
+    limits = []
+    configured = getattr(settings, "job_time_limit_s", None)
+    if configured:
+        limits.append(float(configured))
+    hours = overrides.get("time")
+    if hours:
+        limits.append(float(hours) * 3600 * 1.1 + 60)
+    return min(limits) if limits else None
+
+
+def describe_exit(code: int) -> str:
+    """Say in words how the training process ended, for a job that left no error of its own."""
+    if code == launcher.UNKNOWN_EXIT:
+        return "the training process ended without reporting an exit status (see the job's log)"
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+        return f"the training process was killed by {name}{hint}"
+    return f"the training process exited with code {code} (see the job's log)"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The status a run ends in and the error recorded with it."""
+
+    status: JobStatus
+    error: str | None = None
+
+
+def decide(code: int, outcome: Outcome, reason: str | None, limit_s: float | None = None) -> Verdict:
+    """Decide how a run ended from the child's exit code, its outcome file and why we stopped it."""
+    if code == launcher.UNKNOWN_EXIT and outcome.ok:
+        code = 0  # the fork server vanished, but the child reported that train() returned
+    finished = code == 0 and outcome.ok and outcome.stop_reason != "signal"
+    if reason == CANCEL:
+        # Training that completed before it noticed the cancel keeps its result.
+        completed = finished and outcome.stop_reason is None
+        return Verdict(JobStatus.SUCCEEDED) if completed else Verdict(JobStatus.CANCELLED)
+    if reason == TIME:
+        if finished and outcome.stop_reason is None:
+            return Verdict(JobStatus.SUCCEEDED)
+        limit = f" of {limit_s:g} s" if limit_s else ""
+        return Verdict(JobStatus.FAILED, f"the job ran past its time limit{limit} and was stopped")
+    # Stopped by a SIGTERM nobody here sent (the worker is shutting down): resume it elsewhere. A child
+    # still setting up has no handler yet, so the signal ends it outright.
+    if (code == 0 and outcome.ok and outcome.stop_reason == "signal") or code == -signal.SIGTERM:
+        return Verdict(JobStatus.RETRYING)
+    if code == 0 and outcome.ok:
+        return Verdict(JobStatus.SUCCEEDED)
+    return Verdict(JobStatus.FAILED, outcome.error or describe_exit(code))
+
+
+class Supervisor:
+    """Run one job's training child to its end and record the outcome."""
+
+    def __init__(
+        self,
+        job_id: str,
+        settings: Settings | None = None,
+        *,
+        parent_pid: int | None = None,
+        time_limit_s: float | None = None,
+        stop_grace_s: float | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.settings = settings or get_settings()
+        self.owner = new_owner()
+        self.parent_pid = parent_pid
+        self.limit_s = time_limit_s
+        self.grace_s = stop_grace_s or float(getattr(self.settings, "stop_grace_s", DEFAULT_STOP_GRACE_S))
+        self.run_dir = Path(self.settings.artifacts_dir) / job_id
+        self.reason: str | None = None
+        self._term_at: float | None = None
+
+    def run(self) -> str:
+        """Supervise the job; return its final status, or why nothing was recorded."""
+        job = self._take()
+        if job is None:
+            log.info("job %s not taken: it is not waiting or another worker holds its lease", self.job_id)
+            return "dropped"
+        overrides, resources, attempt = job
+        if self.limit_s is None:
+            self.limit_s = time_limit_s(overrides, self.settings)
+        clear_outcome(self.run_dir)
+        env = {
+            "TRAINFORGE_JOB_ID": self.job_id,
+            "TRAINFORGE_LEASE_OWNER": self.owner,
+            "TRAINFORGE_ATTEMPT": str(attempt),
+            "TRAINFORGE_RESUME": "1" if (self.run_dir / "weights" / "last.pt").is_file() else "0",
+        }
+        try:
+            child = launcher.start_child(
+                self.job_id, self.run_dir / LOG_NAME, env, gpus=int(resources.get("gpus") or 0)
+            )
+        except Exception as exc:
+            log.exception("job %s: starting the training process failed", self.job_id)
+            return self._record_verdict(
+                Verdict(JobStatus.FAILED, f"could not start the training process: {exc}"), Outcome(), None
+            )
+        log.info("job %s: attempt %d, training child pid %d", self.job_id, attempt, child.pid)
+        try:
+            code = self._watch(child)
+        finally:
+            child.close()
+        return self._record(code)
+
+    def _take(self) -> tuple[dict[str, Any], dict[str, Any], int] | None:
+        """Take the lease; return the job's overrides, resources and attempt number, or None."""
+        with session_scope() as session:
+            if not lease.take_lease(session, self.job_id, self.owner):
+                return None
+            row = session.execute(
+                select(Job.overrides, Job.resources, Job.attempt).where(Job.id == self.job_id)
+            ).one()
+            return dict(row.overrides or {}), dict(row.resources or {}), int(row.attempt)
+
+    def _watch(self, child: launcher.Child) -> int:
+        """Heartbeat and watch until the child exits; return its exit code."""
+        cancel = CancelWatch(self.job_id)
+        started = time.monotonic()
+        next_beat = started  # beat at once: a cancel may have arrived before we subscribed
+        try:
+            while True:
+                code = child.wait(POLL_S)
+                if code is not None:
+                    return code
+                now = time.monotonic()
+                if cancel.requested():
+                    self._stop(child, CANCEL)
+                if now >= next_beat:
+                    next_beat = now + self.settings.heartbeat_interval_s
+                    self._beat(child)
+                if self.limit_s is not None and now - started > self.limit_s:
+                    self._stop(child, TIME)
+                if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                    self._kill(child, ORPHANED)
+                if self._term_at is not None and now - self._term_at > self.grace_s:
+                    log.warning(
+                        "job %s: no exit %.0f s after SIGTERM; sending SIGKILL", self.job_id, self.grace_s
+                    )
+                    child.signal_group(signal.SIGKILL)
+                    self._term_at = None
+        finally:
+            cancel.close()
+
+    def _beat(self, child: launcher.Child) -> None:
+        """Renew the lease; stop the child when the job is cancelling or the lease is gone."""
+        try:
+            with session_scope() as session:
+                status = lease.heartbeat(session, self.job_id, self.owner)
+        except Exception as exc:  # the DB may be briefly away; the lease survives a few missed beats
+            log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
+            return
+        if status is None:
+            self._kill(child, LOST)
+        elif status == JobStatus.CANCELLING:
+            self._stop(child, CANCEL)
+
+    def _stop(self, child: launcher.Child, reason: str) -> None:
+        """Ask the child to stop at a batch boundary (SIGTERM to its group), once."""
+        if self.reason is None:
+            self.reason = reason
+            self._term_at = time.monotonic()
+            log.info("job %s: stopping the training child (%s)", self.job_id, reason)
+            child.signal_group(signal.SIGTERM)
+
+    def _kill(self, child: launcher.Child, reason: str) -> None:
+        """Kill the child's group at once: someone else owns the job now, or nobody is listening."""
+        if self.reason not in (LOST, ORPHANED):
+            self.reason = reason
+            log.warning("job %s: killing the training child (%s)", self.job_id, reason)
+            child.signal_group(signal.SIGKILL)
+
+    def _record(self, code: int) -> str:
+        """Record the outcome of the run (unless the lease was lost) and return the status."""
+        if self.reason in (LOST, ORPHANED):
+            return self.reason
+        outcome = read_outcome(self.run_dir) or Outcome()
+        verdict = decide(code, outcome, self.reason, self.limit_s)
+        log.info("job %s: child exited with %d → %s", self.job_id, code, verdict.status)
+        return self._record_verdict(verdict, outcome, code)
+
+    def _record_verdict(self, verdict: Verdict, outcome: Outcome, code: int | None) -> str:
+        """Move the job to the verdict's status with its event (and re-send it when retrying)."""
+        values: dict[str, Any] = {"stop_reason": outcome.stop_reason or _stop_reason(self.reason)}
+        values.update({k: v for k, v in _progress_values(outcome).items() if v is not None})
+        data: dict[str, Any] = {
+            "exit_code": code,
+            "stop_reason": values["stop_reason"],
+            "epoch": outcome.epoch,
+            "epochs": outcome.epochs,
+            "metrics": outcome.metrics,
+            "best": outcome.best,
+            "last": outcome.last,
+        }
+        if verdict.error:
+            values["error"] = data["error"] = verdict.error
+        with session_scope() as session:
+            moved = lease.release_lease(
+                session, self.job_id, self.owner, verdict.status, values=values, data=data
+            )
+            if moved and verdict.status is JobStatus.RETRYING:
+                resources = session.execute(select(Job.resources).where(Job.id == self.job_id)).scalar()
+                lease.send_run_job(session, self.job_id, resources)
+        if not moved:
+            log.warning("job %s: lease lost before recording %s", self.job_id, verdict.status)
+            return LOST
+        return str(verdict.status)
+
+
+def _stop_reason(reason: str | None) -> str | None:
+    """Return the stop_reason recorded when the child left none."""
+    return {CANCEL: "cancelled", TIME: "time limit"}.get(reason or "")
+
+
+def _progress_values(outcome: Outcome) -> dict[str, Any]:
+    """Return the job columns the final outcome updates."""
+    return {
+        "epoch": outcome.epoch,
+        "epochs": outcome.epochs,
+        "metrics": outcome.metrics,
+        "best_path": outcome.best,
+        "last_path": outcome.last,
+    }
