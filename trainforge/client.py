@@ -1,0 +1,425 @@
+"""A small Python client for the trainforge job API, with the same verbs as the CLI.
+
+    client = TrainforgeClient("http://127.0.0.1:8000", token)
+    job = client.submit("classify", {"data": "synthetic:classify", "epochs": 3})
+    for event in client.stream_events(job["id"]):
+        print(event["seq"], event["type"], event["data"])
+
+Every method returns the API's JSON (dicts and lists). A 4xx/5xx answer, or a server that cannot be
+reached, raises `TrainforgeError` carrying the HTTP status and the API's own message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, overload
+from urllib.parse import quote
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL_EVENTS = frozenset({"job.succeeded", "job.failed", "job.cancelled"})
+
+# Aliases at module level: inside the class, `list` names the method, not the type.
+JSON = dict[str, Any]
+JSONList = list[dict[str, Any]]
+
+
+class TrainforgeError(Exception):
+    """An error answered by the API (status set) or a failure to reach it (status None)."""
+
+    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+
+    def __str__(self) -> str:
+        return f"{self.message} (HTTP {self.status})" if self.status else self.message
+
+
+def error_message(body: Any, fallback: str) -> str:
+    """Pull the human message out of an API error body, whatever shape the framework gave it."""
+    if isinstance(body, dict):
+        for key in ("error", "detail", "message"):
+            if key in body:
+                return error_message(body[key], fallback)
+        return fallback
+    if isinstance(body, list) and body:
+        # A list of pydantic validation errors: name each field and what is wrong with it.
+        return "; ".join(_validation_item(item) for item in body)
+    if isinstance(body, str) and body.strip():
+        return body.strip()
+    return fallback
+
+
+def _validation_item(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    loc = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")]
+    msg = str(item.get("msg") or item.get("message") or item)
+    return f"{'.'.join(loc)}: {msg}" if loc else msg
+
+
+@dataclass
+class SSEParser:
+    """Incremental Server-Sent Events parser (WHATWG rules): feed lines, get finished events."""
+
+    data: list[str] = field(default_factory=list)
+    event: str = ""
+    last_id: str | None = None
+    retry_ms: int | None = None
+
+    def feed(self, line: str) -> dict[str, Any] | None:
+        """Consume one line (without its newline); return an event when a blank line ends one."""
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None  # a comment: servers send these as keep-alives
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self.data.append(value)
+        elif name == "event":
+            self.event = value
+        elif name == "id" and "\0" not in value:
+            self.last_id = value
+        elif name == "retry" and value.isdigit():
+            self.retry_ms = int(value)
+        return None
+
+    def _dispatch(self) -> dict[str, Any] | None:
+        data, event = self.data, self.event or "message"
+        self.data, self.event = [], ""
+        if not data:
+            return None
+        return {"event": event, "id": self.last_id, "data": "\n".join(data)}
+
+
+class TrainforgeClient:
+    """Talk to a trainforge API with a Bearer token."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = (base_url or os.environ.get("TRAINFORGE_URL") or DEFAULT_URL).rstrip("/")
+        token = token if token is not None else os.environ.get("TRAINFORGE_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        """Close the underlying connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> TrainforgeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        trainer: str,
+        overrides: dict[str, Any] | None = None,
+        webhooks: Sequence[str | JSON] | None = None,
+        name: str | None = None,
+        tags: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+        resources: dict[str, Any] | None = None,
+        priority: int | None = None,
+    ) -> JSON:
+        """Submit a training job; return the API's answer ({id, status, links})."""
+        body: dict[str, Any] = {"trainer": trainer, "overrides": dict(overrides or {})}
+        if webhooks:
+            body["webhooks"] = [{"url": hook} if isinstance(hook, str) else hook for hook in webhooks]
+        optional = {
+            "name": name,
+            "tags": list(tags) if tags is not None else None,
+            "resources": resources,
+            "priority": priority,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._json("POST", "/v1/jobs", json=body, headers=headers)
+
+    def status(self, job_id: str) -> JSON:
+        """Return one job: status, epoch, progress, latest metrics, best/last, error."""
+        return self._json("GET", f"/v1/jobs/{_seg(job_id)}")
+
+    def list(self, status: str | None = None, tag: str | None = None, limit: int | None = None) -> JSONList:
+        """Return the tenant's jobs, newest first, following the cursor up to `limit` jobs."""
+        return list(self.iter_jobs(status=status, tag=tag, limit=limit))
+
+    def iter_jobs(
+        self, status: str | None = None, tag: str | None = None, limit: int | None = None
+    ) -> Iterator[JSON]:
+        """Yield the tenant's jobs, newest first, fetching pages as needed."""
+        params = {"status": status, "tag": tag, "limit": min(limit, 100) if limit else None}
+        yield from self._paginate("/v1/jobs", params, limit, cursor_param="cursor")
+
+    def cancel(self, job_id: str) -> JSON:
+        """Ask the API to cancel a job; return the job as it is now (cancelling or cancelled)."""
+        return self._json("POST", f"/v1/jobs/{_seg(job_id)}/cancel")
+
+    def wait(self, job_id: str, timeout: float | None = None, poll_s: float = 1.0) -> JSON:
+        """Poll until the job ends (succeeded, failed, cancelled); return it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.status(job_id)
+            if job.get("status") in TERMINAL_STATUSES:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TrainforgeError(f"job {job_id} still {job.get('status')} after {timeout:g} s")
+            time.sleep(poll_s)
+
+    def deliveries(self, job_id: str, status: str | None = None, limit: int | None = None) -> JSONList:
+        """Return the job's webhook deliveries (oldest first), each with its attempts."""
+        params = {"status": status, "limit": min(limit, 1000) if limit else None}
+        return list(
+            self._paginate(f"/v1/jobs/{_seg(job_id)}/deliveries", params, limit, cursor_param="cursor")
+        )
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def events(self, job_id: str, after: int | None = None, limit: int | None = None) -> JSONList:
+        """Return the job's stored events in order, those with seq > `after` when given."""
+        params = {"after": after, "limit": min(limit, 500) if limit else None}
+        # The events page's next_cursor is a seq, passed back as `after`.
+        return list(self._paginate(f"/v1/jobs/{_seg(job_id)}/events", params, limit, cursor_param="after"))
+
+    def stream_events(
+        self,
+        job_id: str,
+        last_event_id: str | int | None = None,
+        *,
+        reconnect: bool = True,
+        stop_at_end: bool = True,
+        read_timeout: float = 60.0,
+        max_reconnect_s: float = 300.0,
+    ) -> Iterator[JSON]:
+        """Yield the job's events live (SSE), resuming after `last_event_id`; reconnect when cut.
+
+        Each event is yielded once: after a dropped connection the client reconnects with
+        `Last-Event-ID`, and the server replays exactly what was missed. The stream ends after the
+        job's terminal event (job.succeeded / job.failed / job.cancelled) when `stop_at_end`.
+        """
+        cursor = None if last_event_id is None else str(last_event_id)
+        delay, down_since = 0.5, None
+        while True:
+            got_any = False
+            try:
+                for event, event_id in self._sse_once(job_id, cursor, read_timeout):
+                    got_any, down_since, delay = True, None, 0.5
+                    cursor = event_id if event_id is not None else cursor
+                    yield event
+                    if stop_at_end and event.get("type") in TERMINAL_EVENTS:
+                        return
+            except (httpx.TransportError, TrainforgeError) as exc:
+                if not reconnect or not _retryable(exc):
+                    raise _as_error(exc, self.base_url) from exc
+                down_since = down_since or time.monotonic()
+                if time.monotonic() - down_since > max_reconnect_s:
+                    raise _as_error(exc, self.base_url) from exc
+            else:
+                # The server closed the stream cleanly: an ended job has nothing more to send.
+                if not reconnect or (not got_any and self._ended(job_id)):
+                    return
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _sse_once(
+        self, job_id: str, cursor: str | None, read_timeout: float
+    ) -> Iterator[tuple[JSON, str | None]]:
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if cursor is not None:
+            headers["Last-Event-ID"] = cursor
+        timeout = httpx.Timeout(self._http.timeout.connect or 10.0, read=read_timeout)
+        url = f"/v1/jobs/{_seg(job_id)}/events"
+        with self._http.stream("GET", url, headers=headers, timeout=timeout) as response:
+            _raise_for_status(response, read=True)
+            parser = SSEParser()
+            for line in response.iter_lines():
+                message = parser.feed(line)
+                if message is not None:
+                    yield _decode_event(message), message["id"]
+
+    def _ended(self, job_id: str) -> bool:
+        return self.status(job_id).get("status") in TERMINAL_STATUSES
+
+    # -- logs, artifacts, trainers --------------------------------------------------------------
+
+    @overload
+    def logs(self, job_id: str, follow: Literal[False] = ...) -> str: ...
+    @overload
+    def logs(self, job_id: str, follow: Literal[True]) -> Iterator[str]: ...
+
+    def logs(self, job_id: str, follow: bool = False) -> str | Iterator[str]:
+        """Return the job's training log; with follow=True yield its text as it is written."""
+        if follow:
+            return self._follow_logs(job_id)
+        response = self._request("GET", f"/v1/jobs/{_seg(job_id)}/logs")
+        return response.text
+
+    def _follow_logs(self, job_id: str) -> Iterator[str]:
+        timeout = httpx.Timeout(10.0, read=None)  # a quiet trainer may log nothing for minutes
+        url = f"/v1/jobs/{_seg(job_id)}/logs"
+        try:
+            with self._http.stream("GET", url, params={"follow": "true"}, timeout=timeout) as response:
+                _raise_for_status(response, read=True)
+                yield from response.iter_text()
+        except httpx.TransportError as exc:
+            raise _as_error(exc, self.base_url) from exc
+
+    def artifacts(self, job_id: str) -> JSONList:
+        """List the job's artifacts (best.pt, last.pt, results.csv, ...)."""
+        return _items(self._json("GET", f"/v1/jobs/{_seg(job_id)}/artifacts"))
+
+    def download(self, job_id: str, name: str, dest: str | os.PathLike[str] = ".") -> Path:
+        """Download one artifact to `dest` (a folder, or a file path); return the file's path."""
+        target = Path(dest)
+        if target.is_dir():
+            target = target / Path(name).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        url = f"/v1/jobs/{_seg(job_id)}/artifacts/{quote(name)}"
+        # Write to a temporary file beside the target, so a cut download never leaves half a file.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, self._http.stream("GET", url) as response:
+                _raise_for_status(response, read=True)
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+            os.replace(tmp, target)
+        except httpx.TransportError as exc:
+            raise _as_error(exc, self.base_url) from exc
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return target
+
+    def trainers(self) -> JSONList:
+        """List the trainers this server can run, each with the override keys it accepts."""
+        return _items(self._json("GET", "/v1/trainers"))
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _paginate(
+        self, path: str, params: dict[str, Any], limit: int | None, cursor_param: str
+    ) -> Iterator[JSON]:
+        query = {key: value for key, value in params.items() if value is not None}
+        seen = 0
+        while True:
+            page = self._json("GET", path, params=query)
+            for item in _items(page):
+                yield item
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            cursor = _next_cursor(page)
+            if not cursor:
+                return
+            query[cursor_param] = cursor
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise TrainforgeError(
+                f"the server at {self.base_url} answered {path} with something that is not JSON",
+                response.status_code,
+                response.text[:500],
+            ) from exc
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise _as_error(exc, self.base_url) from exc
+        _raise_for_status(response)
+        return response
+
+
+def _seg(value: str) -> str:
+    """Quote a path segment so an id can never walk into another route."""
+    return quote(str(value), safe="")
+
+
+def _items(page: Any) -> JSONList:
+    if isinstance(page, list):
+        return page
+    if isinstance(page, dict):
+        for key in ("data", "items", "jobs", "events", "artifacts", "trainers", "results"):
+            if isinstance(page.get(key), list):
+                return page[key]
+    return []
+
+
+def _next_cursor(page: Any) -> str | None:
+    if not isinstance(page, dict):
+        return None
+    for key in ("next_cursor", "cursor", "next"):
+        value = page.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+            return str(value)
+    return None
+
+
+def _decode_event(message: dict[str, Any]) -> JSON:
+    try:
+        event = json.loads(message["data"])
+    except ValueError:
+        event = {"type": message["event"], "data": message["data"]}
+    if not isinstance(event, dict):
+        event = {"type": message["event"], "data": event}
+    return event
+
+
+def _raise_for_status(response: httpx.Response, read: bool = False) -> None:
+    if response.is_success:
+        return
+    if read:
+        response.read()
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    reason = response.reason_phrase or "error"
+    raise TrainforgeError(error_message(body, reason), response.status_code, body)
+
+
+def _retryable(exc: Exception) -> bool:
+    """A cut connection or a server hiccup is worth a reconnect; a 4xx answer is not."""
+    if isinstance(exc, TrainforgeError):
+        return exc.status is None or exc.status >= 500 or exc.status == 429
+    return isinstance(exc, httpx.TransportError)
+
+
+def _as_error(exc: Exception, base_url: str) -> TrainforgeError:
+    if isinstance(exc, TrainforgeError):
+        return exc
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return TrainforgeError(
+            f"cannot reach the trainforge API at {base_url} ({exc}); start it with `trainforge up`, "
+            "or point --url / TRAINFORGE_URL at a running server"
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return TrainforgeError(f"the trainforge API at {base_url} did not answer in time ({exc!r})")
+    return TrainforgeError(f"lost the connection to the trainforge API at {base_url}: {exc!r}")
