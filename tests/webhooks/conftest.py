@@ -1,0 +1,151 @@
+"""Fixtures for webhook tests: a private, restartable Redis, test-sized retry timings, real workers.
+
+- `redis_server` / `redis_url`: an embedded redis-server for this module only, so no other test run's
+  worker takes our messages and a test may stop and restart it (on the same port).
+- `service_env`: the shared one plus a test-sized retry schedule (0, 0.3, 0.3, 0.3 s) and a 0.5 s sweep.
+- `webhook_workers`: a jobs worker and a webhooks/default worker with the beat (the sweep).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from shared_helpers import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST_WEBHOOKS = {
+    "TRAINFORGE_WEBHOOK_RETRY_SCHEDULE_S": "0,0.3,0.3,0.3",
+    "TRAINFORGE_WEBHOOK_SWEEP_INTERVAL_S": "0.5",
+    "TRAINFORGE_HEARTBEAT_INTERVAL_S": "0.5",
+    "TRAINFORGE_LEASE_TIMEOUT_S": "10",
+    "TRAINFORGE_REAP_INTERVAL_S": "1",
+    # TickTrainer is torch-free: fresh-interpreter children start faster than a preloaded fork server.
+    "TRAINFORGE_FORK_SERVER": "0",
+}
+
+
+class EmbeddedRedis:
+    """A redis-server child on a fixed port that a test can stop and start again (no persistence)."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Return the server's URL."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server and wait until it listens."""
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        """Stop the server; every queued message is lost, as in a crash without persistence."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory, redis_server_binary: str) -> Iterator[EmbeddedRedis]:
+    """Yield a private redis-server for this module."""
+    server = EmbeddedRedis(redis_server_binary, tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """Use this module's private Redis."""
+    return redis_server.url
+
+
+@pytest.fixture(scope="module")
+def service_env(service_env: dict[str, str]) -> dict[str, str]:
+    """Add test-sized webhook timings to the shared environment."""
+    return {**service_env, **FAST_WEBHOOKS}
+
+
+class Worker:
+    """One `trainforge worker` subprocess in its own session."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        import sys
+
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "trainforge.cli", "worker", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        """Return what the worker logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait for Celery's "ready." line; fail with the log if the worker exits first."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.log():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker not ready after {timeout} s:\n{self.log()[-3000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGKILL the worker's process group: its jobs are done, and a warm shutdown costs seconds."""
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def webhook_workers(service_env: dict[str, str], tmp_path_factory) -> Iterator[list[Worker]]:
+    """Start a jobs worker and a webhooks/default worker with the beat (the sweep) for this module."""
+    env = {**os.environ, **service_env, "PYTHONPATH": str(ROOT)}
+    logs = tmp_path_factory.mktemp("worker-logs")
+    tag = uuid.uuid4().hex[:6]
+    workers = [
+        Worker(["--queues", "jobs", "--concurrency", "1", "--hostname", f"jobs-{tag}@%h"], env, logs / "j"),
+        Worker(
+            ["--queues", "webhooks,default", "--concurrency", "2", "--beat", "--hostname", f"hooks-{tag}@%h",
+             "--schedule", str(logs / "beat-schedule")],
+            env,
+            logs / "webhooks.log",
+        ),
+    ]  # fmt: skip
+    try:
+        for worker in workers:
+            worker.wait_ready()
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()

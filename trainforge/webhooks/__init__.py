@@ -1,0 +1,1 @@
+"""Webhooks: Standard Webhooks signing, SSRF policy, delivery attempts, backoff schedule and the outbox."""

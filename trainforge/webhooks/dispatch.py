@@ -1,0 +1,332 @@
+"""Run one delivery (claim, attempt, record) and sweep due deliveries back onto the queue.
+
+A delivery row moves like this (all times in the DB, never in broker countdowns):
+
+    pending, next_attempt_at <= now, locked_until > now   sent to the broker, not yet taken
+    pending, next_attempt_at > now,  locked_until > now    in flight: claimed by a worker until then
+    pending, next_attempt_at > now,  locked_until NULL     waiting for its next retry
+    succeeded | failed                                     done (every attempt has its own row)
+
+The claim is one guarded UPDATE, so two messages for one delivery never send it twice at once; a
+worker that dies mid-attempt leaves next_attempt_at = end of its claim, so the sweep retries it then.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from kombu.exceptions import ChannelError
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.selectable import ScalarSelect
+
+from trainforge.db.models import Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from trainforge.db.session import after_commit, session_scope
+from trainforge.db.types import new_id, utcnow
+from trainforge.queue import DELIVER_WEBHOOK, WEBHOOKS_QUEUE, get_producer
+from trainforge.settings import Settings, get_settings
+from trainforge.webhooks import delivery as http
+from trainforge.webhooks import schedule, service, signing
+from trainforge.webhooks.outbox import dispatch_lease_s
+from trainforge.webhooks.ssrf import Resolver, system_resolver
+
+log = logging.getLogger(__name__)
+
+# At most this many slow attempts (running for over SLOW_AFTER_S) to one receiver at once; more wait,
+# so a slow receiver holds only a few worker slots and every other endpoint keeps flowing. Attempts
+# younger than that do not count: a fast receiver's deliveries are never held back.
+PER_RECEIVER_IN_FLIGHT = 4
+SLOW_AFTER_S = 1.0
+# A claim lasts the attempt's total timeout plus this margin (for the DB writes around it).
+CLAIM_MARGIN_S = 45.0
+# How long a busy receiver's delivery waits before it is offered again.
+BUSY_RETRY_S = 1.0
+# Retries due sooner than this are also sent with a broker countdown so they need not wait for a sweep.
+SHORT_RETRY_S = 60.0
+SWEEP_BATCH = 500
+
+
+Request = tuple[str, bytes, str, list[str]]  # url, body, webhook-id, secrets
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery taken by this worker: attempt number `attempt`, held until `until`, and what to send.
+
+    `request` is None when the delivery cannot be sent (its endpoint is disabled); `refusal` says why.
+    """
+
+    delivery_id: str
+    attempt: int
+    until: datetime
+    endpoint_id: str | None = None
+    request: Request | None = None
+    refusal: str | None = None
+
+
+def deliver(delivery_id: str, resolver: Resolver = system_resolver, db_url: str | None = None) -> str:
+    """Claim, attempt and record one delivery; return what happened ("sent", "retry", "busy", ...)."""
+    settings = get_settings()
+    with session_scope(db_url) as session:
+        claim = claim_delivery(session, delivery_id, settings)
+    if isinstance(claim, str):
+        return claim
+    if claim.request is None:
+        with session_scope(db_url) as session:
+            _finish(session, claim, "failed", None, claim.refusal)
+        return "failed"
+    url, body, msg_id, secrets = claim.request
+    # No DB connection is held during the HTTP call: a slow receiver must not pin a pool slot.
+    result = http.attempt(
+        url,
+        body,
+        signing.build_headers(secrets, msg_id, body),
+        service.policy(settings),
+        resolver=resolver,
+        connect_timeout_s=settings.webhook_connect_timeout_s,
+        total_timeout_s=settings.webhook_timeout_s,
+        max_response_bytes=settings.webhook_max_response_bytes,
+    )
+    with session_scope(db_url) as session:
+        return record(session, claim, result, settings)
+
+
+def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Claim | str:
+    """Take a due delivery with one guarded UPDATE and commit; return the Claim or why it was not taken."""
+    now = utcnow()
+    # One read for the delivery and its endpoint (current secrets), one write to claim it: every
+    # statement here runs once per delivery, so they are kept few.
+    found = session.execute(
+        select(WebhookDelivery, WebhookEndpoint)
+        .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(WebhookDelivery.id == delivery_id)
+    ).first()
+    if found is None:
+        return "missing"
+    row, endpoint = found
+    if row.status != "pending" or row.next_attempt_at is None or row.next_attempt_at > now:
+        return "not-due"
+    claim_s = settings.webhook_timeout_s + CLAIM_MARGIN_S
+    until = now + timedelta(seconds=claim_s)
+    attempt = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at <= now,
+            _slow_in_flight(row, now, claim_s) < PER_RECEIVER_IN_FLIGHT,
+        )
+        .values(
+            attempts=WebhookDelivery.attempts + 1, next_attempt_at=until, locked_until=until, updated_at=now
+        )
+        .returning(WebhookDelivery.attempts)
+        .execution_options(synchronize_session=False)
+    ).scalar()
+    if attempt is None:
+        if (session.scalar(select(_slow_in_flight(row, now, claim_s))) or 0) >= PER_RECEIVER_IN_FLIGHT:
+            # Leave it dispatched and offer it again shortly; other receivers' deliveries go first.
+            after_commit(session, functools.partial(send_delivery, delivery_id, countdown=BUSY_RETRY_S))
+            return "busy"
+        return "taken"
+    session.commit()
+    request = _request(row, endpoint, now)
+    if isinstance(request, str):
+        return Claim(delivery_id, int(attempt), until, row.endpoint_id, refusal=request)
+    return Claim(delivery_id, int(attempt), until, row.endpoint_id, request=request)
+
+
+def _slow_in_flight(row: WebhookDelivery, now: datetime, claim_s: float) -> ScalarSelect[int]:
+    """Return a subquery counting the receiver's attempts that have run for over SLOW_AFTER_S."""
+    # The claiming UPDATE targets this table too: an alias keeps the counted rows apart from the target.
+    other = aliased(WebhookDelivery)
+    same = (
+        other.endpoint_id == row.endpoint_id
+        if row.endpoint_id
+        else and_(other.job_id == row.job_id, other.url == row.url)
+    )
+    return (
+        select(func.count())
+        .select_from(other)
+        .where(
+            same,
+            other.status == "pending",
+            # A claim sets both times to its end; a waiting retry has locked_until past next_attempt_at.
+            other.locked_until == other.next_attempt_at,
+            other.locked_until > now,
+            other.locked_until < now + timedelta(seconds=claim_s - SLOW_AFTER_S),
+        )
+        .scalar_subquery()
+    )
+
+
+def _request(row: WebhookDelivery, endpoint: WebhookEndpoint | None, now: datetime) -> Request | str:
+    """Return (url, body, webhook-id, secrets) for a claimed delivery, or why it cannot be sent."""
+    body = json.dumps(row.payload, separators=(",", ":"), default=str).encode()
+    if row.endpoint_id is None:
+        if not row.url or not row.secret:
+            return "the job's inline webhook has no url or secret"
+        return row.url, body, row.webhook_id, [row.secret]
+    if endpoint is None or not endpoint.enabled:
+        reason = endpoint.disabled_reason if endpoint is not None else None
+        return "endpoint disabled" + (f": {reason}" if reason else "")
+    secrets = signing.active_secrets(
+        endpoint.secret, endpoint.previous_secret, endpoint.previous_secret_expires_at, now
+    )
+    return endpoint.url, body, row.webhook_id, secrets
+
+
+def record(session: Session, claim: Claim, result: http.AttemptResult, settings: Settings) -> str:
+    """Record an attempt and move its delivery on: done, failed, or due again at the next retry."""
+    now = utcnow()
+    session.execute(
+        insert(WebhookAttempt).values(
+            id=new_id(),
+            delivery_id=claim.delivery_id,
+            started_at=now - timedelta(milliseconds=result.latency_ms),
+            status_code=result.status_code,
+            latency_ms=result.latency_ms,
+            error=result.error,
+            response_excerpt=result.response_excerpt,
+        )
+    )
+    if result.outcome is http.Outcome.SUCCESS:
+        # The common path reads no row: one guarded UPDATE clears a failing streak, if there was one.
+        if claim.endpoint_id is not None:
+            session.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id == claim.endpoint_id, WebhookEndpoint.failing_since.is_not(None))
+                .values(failing_since=None)
+                .execution_options(synchronize_session=False)
+            )
+        return _finish(session, claim, "succeeded", result.status_code, None)
+    row = session.get(WebhookDelivery, claim.delivery_id)
+    assert row is not None
+    endpoint = session.get(WebhookEndpoint, row.endpoint_id) if row.endpoint_id else None
+    if result.outcome is http.Outcome.DISABLE:
+        _stop_receiver(session, row, endpoint, "the receiver answered 410 Gone")
+        return _finish(session, claim, "failed", result.status_code, result.error)
+    if endpoint is not None:
+        endpoint.failing_since = endpoint.failing_since or now
+        if (now - endpoint.failing_since).total_seconds() > settings.webhook_disable_after_s:
+            days = settings.webhook_disable_after_s / 86400
+            _stop_receiver(session, row, endpoint, f"every delivery failed for more than {days:g} days")
+    retry_after = schedule.parse_retry_after(result.retry_after, now)
+    when = schedule.next_attempt_at(claim.attempt, now, settings.webhook_retry_schedule_s, retry_after)
+    if when is None:
+        return _finish(session, claim, "failed", result.status_code, result.error)
+    _finish(session, claim, "pending", result.status_code, result.error, next_attempt_at=when)
+    delay = (when - now).total_seconds()
+    if delay < SHORT_RETRY_S:
+        after_commit(session, lambda: send_delivery(claim.delivery_id, countdown=delay))
+    return "retry"
+
+
+def _finish(
+    session: Session,
+    claim: Claim,
+    status: str,
+    status_code: int | None,
+    error: str | None,
+    next_attempt_at: datetime | None = None,
+) -> str:
+    """Set the delivery's outcome, guarded by the claim so a stale worker cannot overwrite a newer one."""
+    now = utcnow()
+    locked_until = None
+    if next_attempt_at is not None and (next_attempt_at - now).total_seconds() < SHORT_RETRY_S:
+        # A short retry is sent right away with a countdown, so the sweep leaves it alone until then.
+        locked_until = next_attempt_at + timedelta(seconds=dispatch_lease_s())
+    done = session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == claim.delivery_id, WebhookDelivery.attempts == claim.attempt)
+        .values(
+            status=status,
+            last_status_code=status_code,
+            last_error=error,
+            next_attempt_at=next_attempt_at,
+            locked_until=locked_until,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if not done:
+        log.warning("delivery %s was claimed again while attempt %d ran", claim.delivery_id, claim.attempt)
+    return {"succeeded": "sent", "failed": "failed"}.get(status, status)
+
+
+def _stop_receiver(
+    session: Session, row: WebhookDelivery, endpoint: WebhookEndpoint | None, reason: str
+) -> None:
+    """Disable the endpoint (recording an event), or stop an inline webhook of its job."""
+    if endpoint is not None:
+        if endpoint.enabled:
+            service.disable_endpoint(session, endpoint, reason, job_id=row.job_id)
+        return
+    job = session.get(Job, row.job_id) if row.job_id else None
+    if job is None:
+        return
+    # The job's inline webhook list is rewritten with this URL marked disabled, so later events skip it.
+    job.webhooks = [
+        {**hook, "disabled": True, "disabled_reason": reason} if hook.get("url") == row.url else hook
+        for hook in job.webhooks or []
+    ]
+
+
+def sweep(db_url: str | None = None, limit: int = SWEEP_BATCH) -> int:
+    """Send every due delivery that is not in flight or freshly sent; return how many were sent."""
+    # Messages still queued are not lost, only late: while workers are behind, re-sending their
+    # deliveries would only grow the backlog with duplicates. After a broker restart the queue is empty.
+    limit -= queued_messages() or 0
+    if limit <= 0:
+        return 0
+    now = utcnow()
+    with session_scope(db_url) as session:
+        ids = list(
+            session.scalars(
+                select(WebhookDelivery.id)
+                .where(
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= now,
+                    or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
+                )
+                .order_by(WebhookDelivery.next_attempt_at)
+                .limit(limit)
+            )
+        )
+        if not ids:
+            return 0
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(ids))
+            .values(locked_until=now + timedelta(seconds=dispatch_lease_s()))
+            .execution_options(synchronize_session=False)
+        )
+        for delivery_id in ids:
+            after_commit(session, functools.partial(send_delivery, delivery_id))
+    return len(ids)
+
+
+def send_delivery(delivery_id: str, countdown: float | None = None) -> None:
+    """Send the deliver task for one delivery; a broker error is logged (the sweep will resend it)."""
+    try:
+        get_producer().send_task(
+            DELIVER_WEBHOOK, args=[delivery_id], queue=WEBHOOKS_QUEUE, countdown=countdown or None
+        )
+    except Exception as exc:  # kombu raises many types; the row stays due, so the sweep recovers it
+        log.warning("sending delivery %s failed: %s", delivery_id, exc)
+
+
+def queued_messages() -> int | None:
+    """Return how many messages wait in the webhooks queue (0 when it does not exist), None if unknown."""
+    try:
+        with get_producer().connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1)  # a broker that is down costs one try, not a retry loop
+            return int(conn.default_channel.queue_declare(WEBHOOKS_QUEUE, passive=True).message_count)
+    except ChannelError:
+        return 0  # a queue nobody declared or filled yet
+    except Exception as exc:  # the broker is down: sweep anyway, its sends will log their own errors
+        log.warning("could not read the webhooks queue length: %s", exc)
+        return None

@@ -1,0 +1,243 @@
+"""Webhook endpoints: create, update, disable, delete, rotate secrets; redeliver; URL and filter checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from trainforge.db.models import WebhookDelivery as Delivery
+from trainforge.db.models import WebhookEndpoint
+from trainforge.db.types import new_id, utcnow
+from trainforge.errors import ServiceError
+from trainforge.events import emit
+from trainforge.queue import DELIVER_WEBHOOK, send_after_commit
+from trainforge.settings import Settings, get_settings
+from trainforge.webhooks import signing
+from trainforge.webhooks.catalog import ENDPOINT_DISABLED_EVENT, unknown_event_message
+from trainforge.webhooks.outbox import dispatch_lease_s
+from trainforge.webhooks.ssrf import Policy, Resolver, UnsafeURLError, check_url, system_resolver
+
+MAX_EVENTS = 100
+MAX_TAGS = 50
+
+
+class WebhookError(ServiceError):
+    """A webhook request that cannot be done; `status_code` is the HTTP status to answer with."""
+
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidWebhookError(WebhookError):
+    """A webhook URL, event filter or tag list that is not acceptable."""
+
+    status_code = 422
+
+
+class NotFoundError(WebhookError):
+    """No such endpoint or delivery for this tenant."""
+
+    status_code = 404
+
+
+class ConflictError(WebhookError):
+    """The request clashes with the current state (e.g. redelivering a delivery still pending)."""
+
+    status_code = 409
+
+
+def policy(settings: Settings | None = None) -> Policy:
+    """Return the address policy from settings.webhook_allow."""
+    return Policy.from_allow((settings or get_settings()).webhook_allow)
+
+
+def check_webhook_url(
+    url: str, settings: Settings | None = None, resolver: Resolver = system_resolver
+) -> str:
+    """Return the URL if webhooks may call it now; raise InvalidWebhookError (422) with the reason."""
+    try:
+        check_url(url, policy(settings), resolver)
+    except UnsafeURLError as exc:
+        raise InvalidWebhookError(str(exc)) from None
+    return url.strip()
+
+
+def normalize_events(events: Iterable[str] | None) -> list[str]:
+    """Return a clean event filter (default ["*"]); raise InvalidWebhookError naming a bad entry."""
+    out = list(dict.fromkeys(e.strip() for e in (events if events is not None else ["*"])))
+    if not out:
+        raise InvalidWebhookError('events is empty: list event types, or ["*"] for all events')
+    if len(out) > MAX_EVENTS:
+        raise InvalidWebhookError(f"events lists {len(out)} types; at most {MAX_EVENTS} are allowed")
+    for event in out:
+        problem = unknown_event_message(event)
+        if problem is not None:
+            raise InvalidWebhookError(problem)
+    return out
+
+
+def normalize_tags(tags: Iterable[str] | None) -> list[str]:
+    """Return a clean tag filter (empty = every job); raise InvalidWebhookError naming a bad tag."""
+    out = list(dict.fromkeys(t.strip() for t in tags or []))
+    if len(out) > MAX_TAGS or any(not t or len(t) > 100 for t in out):
+        raise InvalidWebhookError(f"tags must be 1-100 characters each, at most {MAX_TAGS} of them")
+    return out
+
+
+def inline_webhooks(
+    specs: Iterable[dict[str, Any]], settings: Settings | None = None, resolver: Resolver = system_resolver
+) -> list[dict[str, Any]]:
+    """Check a job's inline webhooks and return them as stored on the job: {id, url, events, secret}."""
+    out = []
+    for index, spec in enumerate(specs):
+        try:
+            url = check_webhook_url(spec["url"], settings, resolver)
+            events = normalize_events(spec.get("events"))
+            secret = spec.get("secret") or signing.generate_secret()
+            signing.secret_key(secret)
+        except (InvalidWebhookError, signing.SignatureError) as exc:
+            raise InvalidWebhookError(f"webhooks[{index}]: {exc}") from None
+        except KeyError:
+            raise InvalidWebhookError(f"webhooks[{index}] has no url") from None
+        out.append({"id": new_id(), "url": url, "events": events, "secret": secret})
+    return out
+
+
+def create_endpoint(
+    session: Session,
+    tenant_id: str,
+    url: str,
+    events: Iterable[str] | None = None,
+    tags: Iterable[str] | None = None,
+    description: str | None = None,
+    resolver: Resolver = system_resolver,
+    settings: Settings | None = None,
+) -> WebhookEndpoint:
+    """Add a tenant-wide endpoint with a new secret (read `endpoint.secret` once, to show it)."""
+    now = utcnow()
+    endpoint = WebhookEndpoint(
+        id=new_id(),
+        tenant_id=tenant_id,
+        url=check_webhook_url(url, settings, resolver),
+        events=normalize_events(events),
+        tags=normalize_tags(tags),
+        description=description,
+        secret=signing.generate_secret(),
+        enabled=True,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(endpoint)
+    session.flush()
+    return endpoint
+
+
+def get_endpoint(session: Session, tenant_id: str, endpoint_id: str) -> WebhookEndpoint:
+    """Return the tenant's endpoint; another tenant's (or a missing) one is NotFoundError."""
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or endpoint.tenant_id != tenant_id:
+        raise NotFoundError(f"no webhook endpoint {endpoint_id!r}")
+    return endpoint
+
+
+def list_endpoints(session: Session, tenant_id: str) -> list[WebhookEndpoint]:
+    """Return the tenant's endpoints, oldest first."""
+    query = select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id)
+    return list(session.scalars(query.order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)))
+
+
+def update_endpoint(
+    session: Session,
+    endpoint: WebhookEndpoint,
+    changes: dict[str, Any],
+    resolver: Resolver = system_resolver,
+    settings: Settings | None = None,
+) -> WebhookEndpoint:
+    """Apply the given changes (url, events, tags, description, enabled) after checking each."""
+    if "url" in changes:
+        endpoint.url = check_webhook_url(changes["url"], settings, resolver)
+    if "events" in changes:
+        endpoint.events = normalize_events(changes["events"])
+    if "tags" in changes:
+        endpoint.tags = normalize_tags(changes["tags"])
+    if "description" in changes:
+        endpoint.description = changes["description"]
+    if changes.get("enabled") is True and not endpoint.enabled:
+        endpoint.enabled, endpoint.disabled_reason, endpoint.failing_since = True, None, None
+    elif changes.get("enabled") is False and endpoint.enabled:
+        disable_endpoint(session, endpoint, "disabled by request")
+    endpoint.updated_at = utcnow()
+    session.flush()
+    return endpoint
+
+
+def disable_endpoint(
+    session: Session, endpoint: WebhookEndpoint, reason: str, job_id: str | None = None
+) -> None:
+    """Disable an endpoint; when a job's delivery caused it, record webhook.endpoint_disabled on that job."""
+    endpoint.enabled = False
+    endpoint.disabled_reason = reason
+    endpoint.updated_at = utcnow()
+    if job_id is not None:
+        data = {"endpoint_id": endpoint.id, "url": endpoint.url, "reason": reason}
+        key = f"{ENDPOINT_DISABLED_EVENT}:{endpoint.id}"
+        emit(session, job_id, ENDPOINT_DISABLED_EVENT, data, dedupe_key=key)
+
+
+def delete_endpoint(session: Session, endpoint: WebhookEndpoint) -> None:
+    """Delete an endpoint with its deliveries and attempts."""
+    session.delete(endpoint)
+    session.flush()
+
+
+def rotate_secret(
+    session: Session, endpoint: WebhookEndpoint, grace_s: float | None = None
+) -> WebhookEndpoint:
+    """Give the endpoint a new secret; the old one keeps signing (a second signature) for the grace period."""
+    grace = get_settings().webhook_secret_grace_s if grace_s is None else grace_s
+    now = utcnow()
+    endpoint.previous_secret = endpoint.secret if grace > 0 else None
+    endpoint.previous_secret_expires_at = now + timedelta(seconds=grace) if grace > 0 else None
+    endpoint.secret = signing.generate_secret()
+    endpoint.updated_at = now
+    session.flush()
+    return endpoint
+
+
+def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
+    """Return the tenant's delivery; another tenant's (or a missing) one is NotFoundError."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.tenant_id != tenant_id:
+        raise NotFoundError(f"no delivery {delivery_id!r}")
+    return delivery
+
+
+def redeliver(session: Session, delivery: Delivery) -> Delivery:
+    """Send a finished delivery again (same webhook-id, a fresh retry schedule); sent after commit."""
+    if delivery.status == "pending":
+        raise ConflictError(
+            f"delivery {delivery.id!r} is still pending; wait for it to finish, then redeliver"
+        )
+    if delivery.endpoint_id is not None:
+        endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+        if endpoint is not None and not endpoint.enabled:
+            raise ConflictError(
+                f"endpoint {endpoint.id!r} is disabled ({endpoint.disabled_reason}); "
+                "enable it with PATCH /v1/webhooks/{id} {'enabled': true} first"
+            )
+    now = utcnow()
+    delivery.status = "pending"
+    delivery.attempts = 0
+    delivery.next_attempt_at = now
+    delivery.locked_until = now + timedelta(seconds=dispatch_lease_s())
+    delivery.updated_at = now
+    session.flush()
+    send_after_commit(session, DELIVER_WEBHOOK, [delivery.id])
+    return delivery

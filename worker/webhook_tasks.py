@@ -1,0 +1,19 @@
+"""Celery tasks for webhooks: thin wrappers that take a delivery id (or nothing) and call the dispatcher."""
+
+from __future__ import annotations
+
+from trainforge import queue
+from trainforge.webhooks import dispatch
+from worker.celery_app import app
+
+
+@app.task(name=queue.DELIVER_WEBHOOK, ignore_result=True)
+def deliver_webhook(delivery_id: str) -> str:
+    """Attempt one delivery now if it is due and not claimed; return what happened."""
+    return dispatch.deliver(delivery_id)
+
+
+@app.task(name=queue.SWEEP_WEBHOOKS, ignore_result=True)
+def sweep_webhooks() -> int:
+    """Re-send every due delivery whose message may be lost; return how many were sent."""
+    return dispatch.sweep()
