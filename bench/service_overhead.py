@@ -1,9 +1,9 @@
 """Service overhead: the same 3-epoch job through the service vs trainer.train() in a plain process.
 
 Service: POST /v1/jobs → job.succeeded seen on the job's event stream (no polling), on a warm worker.
-Plain: a fresh `python` that imports the engine and calls ClassificationTrainer(overrides).train();
-both its whole wall time and the
-train() call alone are reported. Runs alternate (service, plain, ...) so machine load hits both alike.
+Plain: a fresh `python` that imports the engine and runs ClassificationTrainer(overrides).train();
+both its whole wall time and the time of those two calls (building the trainer checks the data set,
+training) are reported. Runs alternate (service, plain, ...) so machine load hits both alike.
 
 Both sides train with the same number of torch threads (`--threads`, default 1, set as OMP_NUM_THREADS
 for the plain process and for the worker, whose fork server hands it to each training child). Left to
@@ -44,7 +44,7 @@ import json, sys, time
 from trainer_engine.models.classify import ClassificationTrainer
 overrides = json.loads(sys.argv[1])
 start = time.perf_counter()
-ClassificationTrainer(overrides=overrides).train()
+ClassificationTrainer(overrides=overrides).train()  # what a user runs: build (checks the data) and train
 print("TRAIN_S", time.perf_counter() - start)
 """
 
