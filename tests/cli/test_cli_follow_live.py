@@ -7,12 +7,11 @@ test runs, whose workers could otherwise take this module's run_job message.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 from integration.workers import WorkerSet
-from shared_helpers import ROOT, free_port, wait_for_port
+from shared_helpers import ROOT, private_redis
 
 from trainforge.cli import main
 
@@ -34,19 +33,8 @@ TINY = [
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory, redis_server_binary: str) -> Iterator[str]:
     """Yield the URL of a redis-server of this module only."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [redis_server_binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path_factory.mktemp("redis"))],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, proc=proc)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with private_redis(redis_server_binary, tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

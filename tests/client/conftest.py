@@ -1,35 +1,5 @@
-"""Fixtures for the client and CLI tests: a live API with a fresh tenant's token."""
+"""Fixtures of the client tests: the same live API, Redis database and fresh tenant as the CLI tests."""
 
-from __future__ import annotations
+from cli.conftest import client, redis_url, token
 
-from collections.abc import Iterator
-
-import pytest
-import redis
-
-from trainforge.client import TrainforgeClient
-
-# A Redis database of our own: jobs submitted here wait in its "jobs" queue, where no other
-# area's worker picks them up, and it is emptied when the session ends.
-CLIENT_REDIS_DB = 13
-
-
-@pytest.fixture(scope="session")
-def redis_url(redis_url: str) -> Iterator[str]:
-    """Use the shared Redis server, on a database number of our own."""
-    url = redis_url.rsplit("/", 1)[0] + f"/{CLIENT_REDIS_DB}"
-    yield url
-    redis.Redis.from_url(url).flushdb()
-
-
-@pytest.fixture
-def token(make_token) -> str:
-    """Return a token of a fresh tenant."""
-    return make_token()
-
-
-@pytest.fixture
-def client(live_api: str, token: str) -> Iterator[TrainforgeClient]:
-    """Yield a client of the live API, authenticated as a fresh tenant."""
-    with TrainforgeClient(live_api, token, timeout=20) as c:
-        yield c
+__all__ = ["client", "redis_url", "token"]

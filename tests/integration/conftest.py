@@ -10,12 +10,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from shared_helpers import free_port, wait_for_port
+from shared_helpers import private_redis
 
 from .workers import WorkerSet
 
@@ -30,20 +29,8 @@ FAST_INTERVALS = {
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory, redis_server_binary: str) -> Iterator[str]:
     """Yield the URL of a redis-server started for this session only."""
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [redis_server_binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, proc=proc)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with private_redis(redis_server_binary, tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
