@@ -18,9 +18,10 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from kombu.exceptions import ChannelError
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.selectable import ScalarSelect
 
@@ -99,12 +100,8 @@ def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Cl
     """Take a due delivery with one guarded UPDATE and commit; return the Claim or why it was not taken."""
     now = utcnow()
     # One read for the delivery and its endpoint (current secrets), one write to claim it: every
-    # statement here runs once per delivery, so they are kept few.
-    found = session.execute(
-        select(WebhookDelivery, WebhookEndpoint)
-        .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-        .where(WebhookDelivery.id == delivery_id)
-    ).first()
+    # statement here runs once per delivery, so they are kept few and built once (see _statements).
+    found = session.execute(_CLAIM_READ, {"d_id": delivery_id}).first()
     if found is None:
         return "missing"
     row, endpoint = found
@@ -112,22 +109,19 @@ def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Cl
         return "not-due"
     claim_s = settings.webhook_timeout_s + CLAIM_MARGIN_S
     until = now + timedelta(seconds=claim_s)
-    attempt = session.execute(
-        update(WebhookDelivery)
-        .where(
-            WebhookDelivery.id == delivery_id,
-            WebhookDelivery.status == "pending",
-            WebhookDelivery.next_attempt_at <= now,
-            _slow_in_flight(row, now, claim_s) < PER_RECEIVER_IN_FLIGHT,
-        )
-        .values(
-            attempts=WebhookDelivery.attempts + 1, next_attempt_at=until, locked_until=until, updated_at=now
-        )
-        .returning(WebhookDelivery.attempts)
-        .execution_options(synchronize_session=False)
-    ).scalar()
+    by_endpoint = row.endpoint_id is not None
+    params = {
+        "d_id": delivery_id,
+        "claim_now": now,
+        "claim_until": until,
+        "slow_before": now + timedelta(seconds=claim_s - SLOW_AFTER_S),
+        "slow_endpoint_id": row.endpoint_id,
+        "slow_job_id": row.job_id,
+        "slow_url": row.url,
+    }
+    attempt = session.execute(_CLAIM[by_endpoint], params).scalar()
     if attempt is None:
-        if (session.scalar(select(_slow_in_flight(row, now, claim_s))) or 0) >= PER_RECEIVER_IN_FLIGHT:
+        if (session.scalar(_SLOW_COUNT[by_endpoint], params) or 0) >= PER_RECEIVER_IN_FLIGHT:
             # Leave it dispatched and offer it again shortly; other receivers' deliveries go first.
             after_commit(session, functools.partial(send_delivery, delivery_id, countdown=BUSY_RETRY_S))
             return "busy"
@@ -139,14 +133,14 @@ def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Cl
     return Claim(delivery_id, int(attempt), until, row.endpoint_id, request=request)
 
 
-def _slow_in_flight(row: WebhookDelivery, now: datetime, claim_s: float) -> ScalarSelect[int]:
+def _slow_in_flight(by_endpoint: bool) -> ScalarSelect[int]:
     """Return a subquery counting the receiver's attempts that have run for over SLOW_AFTER_S."""
     # The claiming UPDATE targets this table too: an alias keeps the counted rows apart from the target.
     other = aliased(WebhookDelivery)
     same = (
-        other.endpoint_id == row.endpoint_id
-        if row.endpoint_id
-        else and_(other.job_id == row.job_id, other.url == row.url)
+        other.endpoint_id == bindparam("slow_endpoint_id")
+        if by_endpoint
+        else and_(other.job_id == bindparam("slow_job_id"), other.url == bindparam("slow_url"))
     )
     return (
         select(func.count())
@@ -156,11 +150,42 @@ def _slow_in_flight(row: WebhookDelivery, now: datetime, claim_s: float) -> Scal
             other.status == "pending",
             # A claim sets both times to its end; a waiting retry has locked_until past next_attempt_at.
             other.locked_until == other.next_attempt_at,
-            other.locked_until > now,
-            other.locked_until < now + timedelta(seconds=claim_s - SLOW_AFTER_S),
+            other.locked_until > bindparam("claim_now"),
+            other.locked_until < bindparam("slow_before"),
         )
         .scalar_subquery()
     )
+
+
+def _claim_update(by_endpoint: bool) -> Any:
+    """Return the guarded UPDATE that claims a due delivery unless its receiver is busy."""
+    return (
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == bindparam("d_id"),
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at <= bindparam("claim_now"),
+            _slow_in_flight(by_endpoint) < PER_RECEIVER_IN_FLIGHT,
+        )
+        .values(
+            attempts=WebhookDelivery.attempts + 1,
+            next_attempt_at=bindparam("claim_until"),
+            locked_until=bindparam("claim_until"),
+            updated_at=bindparam("claim_now"),
+        )
+        .returning(WebhookDelivery.attempts)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# Built once: constructing these expressions cost more CPU per delivery than running them.
+_CLAIM_READ = (
+    select(WebhookDelivery, WebhookEndpoint)
+    .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+    .where(WebhookDelivery.id == bindparam("d_id"))
+)
+_CLAIM = {by: _claim_update(by) for by in (True, False)}
+_SLOW_COUNT = {by: select(_slow_in_flight(by)) for by in (True, False)}
 
 
 def _request(row: WebhookDelivery, endpoint: WebhookEndpoint | None, now: datetime) -> Request | str:
@@ -182,26 +207,20 @@ def _request(row: WebhookDelivery, endpoint: WebhookEndpoint | None, now: dateti
 def record(session: Session, claim: Claim, result: http.AttemptResult, settings: Settings) -> str:
     """Record an attempt and move its delivery on: done, failed, or due again at the next retry."""
     now = utcnow()
-    session.execute(
-        insert(WebhookAttempt).values(
-            id=new_id(),
-            delivery_id=claim.delivery_id,
-            started_at=now - timedelta(milliseconds=result.latency_ms),
-            status_code=result.status_code,
-            latency_ms=result.latency_ms,
-            error=result.error,
-            response_excerpt=result.response_excerpt,
-        )
-    )
+    attempt_row = {
+        "id": new_id(),
+        "delivery_id": claim.delivery_id,
+        "started_at": now - timedelta(milliseconds=result.latency_ms),
+        "status_code": result.status_code,
+        "latency_ms": result.latency_ms,
+        "error": result.error,
+        "response_excerpt": result.response_excerpt,
+    }
+    session.execute(_RECORD_ATTEMPT, attempt_row)
     if result.outcome is http.Outcome.SUCCESS:
         # The common path reads no row: one guarded UPDATE clears a failing streak, if there was one.
         if claim.endpoint_id is not None:
-            session.execute(
-                update(WebhookEndpoint)
-                .where(WebhookEndpoint.id == claim.endpoint_id, WebhookEndpoint.failing_since.is_not(None))
-                .values(failing_since=None)
-                .execution_options(synchronize_session=False)
-            )
+            session.execute(_CLEAR_FAILING, {"e_id": claim.endpoint_id})
         return _finish(session, claim, "succeeded", result.status_code, None)
     row = session.get(WebhookDelivery, claim.delivery_id)
     assert row is not None
@@ -239,22 +258,42 @@ def _finish(
     if next_attempt_at is not None and (next_attempt_at - now).total_seconds() < SHORT_RETRY_S:
         # A short retry is sent right away with a countdown, so the sweep leaves it alone until then.
         locked_until = next_attempt_at + timedelta(seconds=dispatch_lease_s())
-    done = session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == claim.delivery_id, WebhookDelivery.attempts == claim.attempt)
-        .values(
-            status=status,
-            last_status_code=status_code,
-            last_error=error,
-            next_attempt_at=next_attempt_at,
-            locked_until=locked_until,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    values = {
+        "d_id": claim.delivery_id,
+        "d_attempt": claim.attempt,
+        "f_status": status,
+        "f_code": status_code,
+        "f_error": error,
+        "f_next": next_attempt_at,
+        "f_locked": locked_until,
+        "f_now": now,
+    }
+    done = session.execute(_FINISH, values).rowcount  # type: ignore[attr-defined]
     if not done:
         log.warning("delivery %s was claimed again while attempt %d ran", claim.delivery_id, claim.attempt)
     return {"succeeded": "sent", "failed": "failed"}.get(status, status)
+
+
+_RECORD_ATTEMPT = insert(WebhookAttempt)
+_CLEAR_FAILING = (
+    update(WebhookEndpoint)
+    .where(WebhookEndpoint.id == bindparam("e_id"), WebhookEndpoint.failing_since.is_not(None))
+    .values(failing_since=None)
+    .execution_options(synchronize_session=False)
+)
+_FINISH = (
+    update(WebhookDelivery)
+    .where(WebhookDelivery.id == bindparam("d_id"), WebhookDelivery.attempts == bindparam("d_attempt"))
+    .values(
+        status=bindparam("f_status"),
+        last_status_code=bindparam("f_code"),
+        last_error=bindparam("f_error"),
+        next_attempt_at=bindparam("f_next"),
+        locked_until=bindparam("f_locked"),
+        updated_at=bindparam("f_now"),
+    )
+    .execution_options(synchronize_session=False)
+)
 
 
 def _stop_receiver(
