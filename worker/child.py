@@ -33,7 +33,7 @@ from trainforge.settings import get_settings
 from worker.bridge import EventBridge
 from worker.emitter import Emitter
 from worker.outcome import Outcome, write_outcome
-from worker.resume import reemit_checkpoint_epoch
+from worker.resume import checkpoint_summary, reemit_checkpoint_epoch
 
 log = logging.getLogger("trainforge.child")
 
@@ -164,6 +164,10 @@ def _train(
     overrides, resume = run_overrides(dict(row.overrides or {}), artifacts_dir, job_id)
     log.info("job %s: %s with %s", job_id, row.trainer_ref, overrides)
     timings["trainer_loaded"] = time.time()
+    if resume:
+        done = _finished_before(artifacts_dir / job_id, bridge)
+        if done is not None:
+            return done
     trainer = trainer_cls(overrides=overrides)
     if bridge is not None:
         bridge.attach(trainer)
@@ -178,6 +182,34 @@ def _train(
         epoch=None if getattr(trainer, "epoch", None) is None else int(trainer.epoch) + 1,
         epochs=getattr(trainer, "epochs", None),
         metrics=_plain_metrics(getattr(trainer, "metrics", None)),
+        best=paths.get("best"),
+        last=paths.get("last"),
+    )
+
+
+def _finished_before(run_dir: Path, bridge: EventBridge | None) -> Outcome | None:
+    """Return the outcome of a run whose every epoch was saved before its worker died, else None.
+
+    Resuming it would have nothing left to train (the engine refuses that), yet the job is done:
+    re-emit its last epoch's events (deduplicated) and report success.
+    """
+    from types import SimpleNamespace
+
+    last = run_dir / "weights" / "last.pt"
+    summary = checkpoint_summary(last)
+    if not summary or not summary.get("epochs") or summary["epoch"] < summary["epochs"]:
+        return None
+    log.info("%s holds all %d epochs: nothing to resume, the run is complete", last, summary["epochs"])
+    finished = SimpleNamespace(best=last.with_name("best.pt"), last=last, epochs=summary["epochs"])
+    paths = {}
+    if bridge is not None:
+        reemit_checkpoint_epoch(bridge, finished, last)
+        paths = bridge.paths(finished)
+    return Outcome(
+        ok=True,
+        epoch=summary["epoch"],
+        epochs=summary["epochs"],
+        metrics=summary.get("metrics"),
         best=paths.get("best"),
         last=paths.get("last"),
     )
