@@ -86,6 +86,8 @@ class ModelEMA:
     ) -> None:
         self.ema = copy.deepcopy(de_parallel(model)).eval()
         self.updates = updates
+        self._source: nn.Module | None = None
+        self._pairs: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
         # Early on the average would be dominated by random init weights; ramp the decay up.
         self.decay = lambda x: decay * (1 - math.exp(-x / tau))
         for p in self.ema.parameters():
@@ -96,11 +98,16 @@ class ModelEMA:
         """Move the average one step towards `model`'s weights."""
         self.updates += 1
         d = self.decay(self.updates)
-        model_state = de_parallel(model).state_dict()
-        ema_float = [v for v in self.ema.state_dict().values() if v.dtype.is_floating_point]
-        model_float = [model_state[k] for k, v in self.ema.state_dict().items() if v.dtype.is_floating_point]
+        if self._source is not model:
+            # state_dict() tensors share storage with the live weights, so the pairing is built once,
+            # not per step (two state_dict() calls a step cost more than the average itself).
+            model_state = de_parallel(model).state_dict()
+            ema_state = self.ema.state_dict()
+            keys = [k for k, v in ema_state.items() if v.dtype.is_floating_point]
+            self._pairs = ([ema_state[k] for k in keys], [model_state[k] for k in keys])
+            self._source = model
         # One fused kernel over all tensors instead of a Python loop per tensor.
-        torch._foreach_lerp_(ema_float, [m.detach() for m in model_float], 1.0 - d)
+        torch._foreach_lerp_(self._pairs[0], self._pairs[1], 1.0 - d)
 
     def state_dict(self) -> dict[str, Any]:
         """Return the EMA weights as a state dict."""
