@@ -1,26 +1,12 @@
-"""Fixtures for the classification tests: a private data cache and small ImageFolder trees."""
+"""Fixtures for the classification tests: small ImageFolder trees."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from classify_helpers import write_png
-
-
-@pytest.fixture(scope="session", autouse=True)
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Point TRAINER_ENGINE_DATA_DIR at a session temp dir so synthetic sets are generated once, privately."""
-    path = tmp_path_factory.mktemp("datasets")
-    old = os.environ.get("TRAINER_ENGINE_DATA_DIR")
-    os.environ["TRAINER_ENGINE_DATA_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("TRAINER_ENGINE_DATA_DIR", None)
-    else:
-        os.environ["TRAINER_ENGINE_DATA_DIR"] = old
 
 
 @pytest.fixture
