@@ -142,3 +142,18 @@ def test_jobs_and_trainers_tables() -> None:
 )
 def test_follow_line(event: dict, expected: str | None) -> None:
     assert follow_line(event, "J") == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "short"),
+    [
+        ("metrics/accuracy_top1", "accuracy_top1"),
+        ("train/loss", "loss"),
+        ("val/loss", "val_loss"),
+        ("val/box_loss", "val_box_loss"),
+        ("metrics/mAP50-95(B)", "mAP50-95(B)"),
+        ("fitness", "fitness"),
+    ],
+)
+def test_short_keys_keep_training_and_validation_losses_apart(key: str, short: str) -> None:
+    assert output.short_key(key) == short

@@ -40,8 +40,12 @@ def number(value: Any) -> str:
 
 
 def short_key(key: str) -> str:
-    """Drop the section prefix of a metric name ("metrics/accuracy_top1" -> "accuracy_top1")."""
-    return key.rsplit("/", 1)[-1] if "/" in key else key
+    """Shorten a metric name for one line: "metrics/accuracy_top1" -> "accuracy_top1", "train/loss" ->
+    "loss", and "val/loss" -> "val_loss", so training and validation losses stay apart."""
+    section, sep, name = key.partition("/")
+    if not sep:
+        return key
+    return f"val_{name}" if section == "val" else name
 
 
 def metrics_text(*groups: Any) -> str:
