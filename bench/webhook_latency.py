@@ -9,7 +9,7 @@
 2. Throughput: `--endpoints` tenant endpoints (one receiver each) get every event of a second job;
    deliveries/s from the first to the last delivery received.
 
-Usage: python bench/webhook_latency.py [--events 200] [--endpoints 20] [--hook-workers 8] [--batch-s 0.05]
+Usage: python bench/webhook_latency.py [--events 200] [--endpoints 20] [--hook-workers 4] [--batch-s 0.05]
 Environment: BENCH_DATABASE_URL (default SQLite in a temp dir), BENCH_REDIS_URL (default embedded).
 """
 
@@ -193,7 +193,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--endpoints", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=30, help="epochs of the throughput job")
-    parser.add_argument("--hook-workers", type=int, default=8, help="processes of the webhooks worker")
+    parser.add_argument(
+        "--hook-workers", type=int, default=4, help="processes of the webhooks worker (docs/operations.md: 4)"
+    )
     parser.add_argument(
         "--batch-s",
         type=float,

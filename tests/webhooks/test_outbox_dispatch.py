@@ -321,3 +321,18 @@ def test_a_success_ends_an_endpoints_failing_streak(settings_env, make_job) -> N
         emit_event(job_id, "on_train_start")
         assert drive(deliveries(job_id)[0].id) == ["sent"]
     assert endpoint(endpoint_id).failing_since is None and endpoint(endpoint_id).enabled
+
+
+def test_warming_a_process_claims_and_changes_nothing(settings_env, make_job) -> None:
+    with Receiver() as rx:
+        job_id = make_job(webhooks=[inline_hook(rx.url + "/hook", ["on_fit_epoch_end"])])
+        emit_event(job_id, "on_fit_epoch_end", EPOCH)
+        (before,) = deliveries(job_id)
+        dispatch.warm()
+        (after,) = deliveries(job_id)
+        assert (after.status, after.attempts, after.locked_until) == (
+            before.status,
+            before.attempts,
+            before.locked_until,
+        )
+        assert drive(after.id) == ["sent"]

@@ -188,6 +188,21 @@ _CLAIM = {by: _claim_update(by) for by in (True, False)}
 _SLOW_COUNT = {by: select(_slow_in_flight(by)) for by in (True, False)}
 
 
+def warm(db_url: str | None = None) -> None:
+    """Do once, before this process's first delivery, what every first delivery paid for: the DB
+    connection, compiling the claim statements (by running them on no row) and the TLS context."""
+    from trainforge.webhooks.transport import default_ssl_context
+
+    default_ssl_context()
+    nothing = {"d_id": "", "claim_now": utcnow(), "claim_until": utcnow(), "slow_before": utcnow()}
+    nothing.update(slow_endpoint_id="", slow_job_id="", slow_url="")
+    with session_scope(db_url) as session:
+        session.execute(_CLAIM_READ, nothing).first()
+        for by_endpoint in (True, False):
+            session.execute(_CLAIM[by_endpoint], nothing).scalar()
+        session.rollback()
+
+
 def _request(row: WebhookDelivery, endpoint: WebhookEndpoint | None, now: datetime) -> Request | str:
     """Return (url, body, webhook-id, secrets) for a claimed delivery, or why it cannot be sent."""
     body = json.dumps(row.payload, separators=(",", ":"), default=str).encode()
