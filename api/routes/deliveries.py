@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, status
 
 from api.deps import CurrentTenant, JobDep, SessionDep
-from api.routes.webhooks import check_uuid
+from api.routes.webhooks import DeliveryPageDep, check_uuid, list_deliveries
 from trainforge.webhooks import repository, service
 from trainforge.webhooks.schemas import DeliveriesPublic, DeliveryPublic, delivery_public
 
@@ -16,18 +16,10 @@ router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 @router.get("/jobs/{job_id}/deliveries", response_model=DeliveriesPublic)
 def job_deliveries(
-    job: JobDep,
-    session: SessionDep,
-    principal: CurrentTenant,
-    status_: Annotated[str | None, Query(alias="status", description="pending, succeeded or failed.")] = None,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the last page.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    job: JobDep, session: SessionDep, principal: CurrentTenant, page: DeliveryPageDep
 ) -> DeliveriesPublic:
     """List the job's webhook deliveries with every attempt (status, response code, latency, error)."""
-    page, next_cursor = repository.list_deliveries(
-        session, principal.tenant_id, job_id=job.id, status=status_, cursor=cursor, limit=limit
-    )
-    return DeliveriesPublic(data=[delivery_public(d, a) for d, a in page], next_cursor=next_cursor)
+    return list_deliveries(session, principal.tenant_id, page, job_id=job.id)
 
 
 @router.post(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
+from sqlalchemy.orm import Session
 
 from api.deps import CurrentTenant, SessionDep, SettingsDep
 from trainforge.db.models import WebhookEndpoint
@@ -33,6 +35,35 @@ def check_uuid(value: str, what: str, hint: str) -> str:
     except ValueError:
         raise Invalid(f"invalid {what} id {value!r}: {what} ids are UUIDs; {hint}") from None
     return value
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    """The filter and page of a delivery listing (a job's or an endpoint's)."""
+
+    status: str | None
+    cursor: str | None
+    limit: int
+
+
+def delivery_page(
+    status_: Annotated[str | None, Query(alias="status", description="pending, succeeded or failed.")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the last page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DeliveryPage:
+    """Read the query parameters every delivery listing takes."""
+    return DeliveryPage(status_, cursor, limit)
+
+
+DeliveryPageDep = Annotated[DeliveryPage, Depends(delivery_page)]
+
+
+def list_deliveries(session: Session, tenant_id: str, page: DeliveryPage, **owner: str) -> DeliveriesPublic:
+    """Return one page of deliveries of a job (`job_id=`) or an endpoint (`endpoint_id=`)."""
+    rows, next_cursor = repository.list_deliveries(
+        session, tenant_id, status=page.status, cursor=page.cursor, limit=page.limit, **owner
+    )
+    return DeliveriesPublic(data=[delivery_public(d, a) for d, a in rows], next_cursor=next_cursor)
 
 
 def get_endpoint(
@@ -115,15 +146,7 @@ def delete_webhook(endpoint: EndpointDep, session: SessionDep) -> Response:
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveriesPublic)
 def webhook_deliveries(
-    endpoint: EndpointDep,
-    session: SessionDep,
-    principal: CurrentTenant,
-    status_: Annotated[str | None, Query(alias="status", description="pending, succeeded or failed.")] = None,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the last page.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    endpoint: EndpointDep, session: SessionDep, principal: CurrentTenant, page: DeliveryPageDep
 ) -> DeliveriesPublic:
     """List the endpoint's deliveries with every attempt (status, response code, latency, error)."""
-    page, next_cursor = repository.list_deliveries(
-        session, principal.tenant_id, endpoint_id=endpoint.id, status=status_, cursor=cursor, limit=limit
-    )
-    return DeliveriesPublic(data=[delivery_public(d, a) for d, a in page], next_cursor=next_cursor)
+    return list_deliveries(session, principal.tenant_id, page, endpoint_id=endpoint.id)

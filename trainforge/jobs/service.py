@@ -62,7 +62,7 @@ def validate_overrides(overrides: dict[str, Any], task: str | None) -> dict[str,
 
 def prepare_webhooks(hooks: list[JobWebhook], settings: Settings) -> list[dict[str, Any]]:
     """Check each inline webhook URL against the SSRF policy and give it an id and a secret."""
-    from trainforge.webhooks.service import InvalidWebhookError, normalize_events
+    from trainforge.webhooks.service import normalize_events
     from trainforge.webhooks.signing import generate_secret
     from trainforge.webhooks.ssrf import Policy, UnsafeURLError, check_url
 
@@ -75,9 +75,9 @@ def prepare_webhooks(hooks: list[JobWebhook], settings: Settings) -> list[dict[s
             raise Invalid(f"webhooks[{index}].url: {exc}", key=f"webhooks[{index}].url") from None
         try:
             events = normalize_events(hook.events)
-        except InvalidWebhookError as exc:
+        except Invalid as exc:
             raise Invalid(
-                f"webhooks[{index}].events: {exc.message}", key=f"webhooks[{index}].events"
+                f"webhooks[{index}].events: {exc.detail}", key=f"webhooks[{index}].events"
             ) from None
         secret = hook.secret or generate_secret()
         if not secret.startswith("whsec_"):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from trainforge.db.models import WebhookDelivery as Delivery
 from trainforge.db.models import WebhookEndpoint
 from trainforge.db.types import new_id, utcnow
-from trainforge.errors import ServiceError
+from trainforge.errors import Conflict, Invalid, NotFound
 from trainforge.events import emit
 from trainforge.queue import DELIVER_WEBHOOK, send_after_commit
 from trainforge.settings import Settings, get_settings
@@ -25,34 +25,6 @@ MAX_EVENTS = 100
 MAX_TAGS = 50
 
 
-class WebhookError(ServiceError):
-    """A webhook request that cannot be done; `status_code` is the HTTP status to answer with."""
-
-    status_code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class InvalidWebhookError(WebhookError):
-    """A webhook URL, event filter or tag list that is not acceptable."""
-
-    status_code = 422
-
-
-class NotFoundError(WebhookError):
-    """No such endpoint or delivery for this tenant."""
-
-    status_code = 404
-
-
-class ConflictError(WebhookError):
-    """The request clashes with the current state (e.g. redelivering a delivery still pending)."""
-
-    status_code = 409
-
-
 def policy(settings: Settings | None = None) -> Policy:
     """Return the address policy from settings.webhook_allow."""
     return Policy.from_allow((settings or get_settings()).webhook_allow)
@@ -61,33 +33,33 @@ def policy(settings: Settings | None = None) -> Policy:
 def check_webhook_url(
     url: str, settings: Settings | None = None, resolver: Resolver = system_resolver
 ) -> str:
-    """Return the URL if webhooks may call it now; raise InvalidWebhookError (422) with the reason."""
+    """Return the URL if webhooks may call it now; raise Invalid (422) with the reason."""
     try:
         check_url(url, policy(settings), resolver)
     except UnsafeURLError as exc:
-        raise InvalidWebhookError(str(exc)) from None
+        raise Invalid(str(exc)) from None
     return url.strip()
 
 
 def normalize_events(events: Iterable[str] | None) -> list[str]:
-    """Return a clean event filter (default ["*"]); raise InvalidWebhookError naming a bad entry."""
+    """Return a clean event filter (default ["*"]); raise Invalid naming a bad entry."""
     out = list(dict.fromkeys(e.strip() for e in (events if events is not None else ["*"])))
     if not out:
-        raise InvalidWebhookError('events is empty: list event types, or ["*"] for all events')
+        raise Invalid('events is empty: list event types, or ["*"] for all events')
     if len(out) > MAX_EVENTS:
-        raise InvalidWebhookError(f"events lists {len(out)} types; at most {MAX_EVENTS} are allowed")
+        raise Invalid(f"events lists {len(out)} types; at most {MAX_EVENTS} are allowed")
     for event in out:
         problem = unknown_event_message(event)
         if problem is not None:
-            raise InvalidWebhookError(problem)
+            raise Invalid(problem)
     return out
 
 
 def normalize_tags(tags: Iterable[str] | None) -> list[str]:
-    """Return a clean tag filter (empty = every job); raise InvalidWebhookError naming a bad tag."""
+    """Return a clean tag filter (empty = every job); raise Invalid naming a bad tag."""
     out = list(dict.fromkeys(t.strip() for t in tags or []))
     if len(out) > MAX_TAGS or any(not t or len(t) > 100 for t in out):
-        raise InvalidWebhookError(f"tags must be 1-100 characters each, at most {MAX_TAGS} of them")
+        raise Invalid(f"tags must be 1-100 characters each, at most {MAX_TAGS} of them")
     return out
 
 
@@ -102,10 +74,10 @@ def inline_webhooks(
             events = normalize_events(spec.get("events"))
             secret = spec.get("secret") or signing.generate_secret()
             signing.secret_key(secret)
-        except (InvalidWebhookError, signing.SignatureError) as exc:
-            raise InvalidWebhookError(f"webhooks[{index}]: {exc}") from None
+        except (Invalid, signing.SignatureError) as exc:
+            raise Invalid(f"webhooks[{index}]: {exc}") from None
         except KeyError:
-            raise InvalidWebhookError(f"webhooks[{index}] has no url") from None
+            raise Invalid(f"webhooks[{index}] has no url") from None
         out.append({"id": new_id(), "url": url, "events": events, "secret": secret})
     return out
 
@@ -140,10 +112,10 @@ def create_endpoint(
 
 
 def get_endpoint(session: Session, tenant_id: str, endpoint_id: str) -> WebhookEndpoint:
-    """Return the tenant's endpoint; another tenant's (or a missing) one is NotFoundError."""
+    """Return the tenant's endpoint; another tenant's (or a missing) one is NotFound."""
     endpoint = session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.tenant_id != tenant_id:
-        raise NotFoundError(f"no webhook endpoint {endpoint_id!r}")
+        raise NotFound(f"no webhook endpoint {endpoint_id!r}")
     return endpoint
 
 
@@ -212,23 +184,21 @@ def rotate_secret(
 
 
 def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
-    """Return the tenant's delivery; another tenant's (or a missing) one is NotFoundError."""
+    """Return the tenant's delivery; another tenant's (or a missing) one is NotFound."""
     delivery = session.get(Delivery, delivery_id)
     if delivery is None or delivery.tenant_id != tenant_id:
-        raise NotFoundError(f"no delivery {delivery_id!r}")
+        raise NotFound(f"no delivery {delivery_id!r}")
     return delivery
 
 
 def redeliver(session: Session, delivery: Delivery) -> Delivery:
     """Send a finished delivery again (same webhook-id, a fresh retry schedule); sent after commit."""
     if delivery.status == "pending":
-        raise ConflictError(
-            f"delivery {delivery.id!r} is still pending; wait for it to finish, then redeliver"
-        )
+        raise Conflict(f"delivery {delivery.id!r} is still pending; wait for it to finish, then redeliver")
     if delivery.endpoint_id is not None:
         endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
         if endpoint is not None and not endpoint.enabled:
-            raise ConflictError(
+            raise Conflict(
                 f"endpoint {endpoint.id!r} is disabled ({endpoint.disabled_reason}); "
                 "enable it with PATCH /v1/webhooks/{id} {'enabled': true} first"
             )
