@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from trainer_engine.data.classify.errors import DatasetError
 from trainer_engine.data.classify.folder import scan_split
 from trainer_engine.data.classify.transforms import classify_augmentations, classify_transforms
+from trainer_engine.data.errors import DatasetError
 
 
 class ClassificationDataset(Dataset):

@@ -14,8 +14,8 @@ from typing import Any
 
 from PIL import Image
 
-from trainer_engine.data.classify.errors import DatasetError
 from trainer_engine.data.classify.synthetic import ensure_synthetic, is_synthetic
+from trainer_engine.data.errors import DatasetError
 
 LOGGER = logging.getLogger(__name__)
 

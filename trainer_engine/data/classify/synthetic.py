@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
-import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,11 +18,11 @@ from urllib.parse import parse_qsl
 import numpy as np
 from PIL import Image
 
-from trainer_engine.data.classify.errors import DatasetError
+from trainer_engine.data.cache import materialize
+from trainer_engine.data.errors import DatasetError
 
 PREFIX = "synthetic:classify"
 GENERATOR_VERSION = 1  # bump when the images change, so old caches are not reused
-DATA_DIR_ENV = "TRAINER_ENGINE_DATA_DIR"
 
 Mask = Callable[[np.random.Generator, np.ndarray, np.ndarray, int], np.ndarray]
 
@@ -164,31 +161,11 @@ def parse_spec(data: str) -> SyntheticSpec:
     return spec
 
 
-def data_dir() -> Path:
-    """Return the folder where generated data sets are cached."""
-    default = Path.home() / ".cache" / "trainer_engine" / "datasets"
-    return Path(os.environ.get(DATA_DIR_ENV) or default).expanduser()
-
-
 def ensure_synthetic(data: str) -> Path:
     """Return the ImageFolder root of a synthetic set, generating it on first use (atomically)."""
     spec = parse_spec(data)
-    root = data_dir() / spec.dirname
-    if root.is_dir():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    # Write into a private temporary folder and rename it into place: a crash leaves only a dot-folder,
-    # never a half set under the final name, and concurrent generators cannot mix their files.
-    tmp = root.parent / f".{spec.dirname}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        write_synthetic(spec, tmp)
-        os.rename(tmp, root)
-    except OSError:
-        if not root.is_dir():  # a real failure, not another process finishing first
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    # dataset.json is written last, so its presence means the set is complete.
+    return materialize(spec.dirname, "dataset.json", lambda root: write_synthetic(spec, root))
 
 
 def write_synthetic(spec: SyntheticSpec, root: Path) -> None:

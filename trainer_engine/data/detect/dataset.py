@@ -11,8 +11,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from trainer_engine.data.detect import augment as aug
-from trainer_engine.data.detect.errors import DatasetError
 from trainer_engine.data.detect.labels import load_labels
+from trainer_engine.data.errors import DatasetError
 
 
 def _hyp(hyp: Any, key: str, default: float) -> float:

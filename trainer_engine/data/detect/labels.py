@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from trainer_engine.data.detect.errors import DatasetError
+from trainer_engine.data.errors import DatasetError
 
 LOGGER = logging.getLogger("trainer_engine")
 IMG_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}

@@ -11,9 +11,6 @@ from the seed, under `$TRAINER_ENGINE_DATA_DIR` (default `~/.cache/trainer_engin
 from __future__ import annotations
 
 import difflib
-import os
-import shutil
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -22,11 +19,11 @@ import numpy as np
 import yaml
 from PIL import Image, ImageDraw
 
-from trainer_engine.data.detect.errors import DatasetError
+from trainer_engine.data.cache import materialize
+from trainer_engine.data.errors import DatasetError
 
 PREFIX = "synthetic:shapes"
 GENERATOR_VERSION = 1  # bump when the images change, so old caches are not reused
-DATA_DIR_ENV = "TRAINER_ENGINE_DATA_DIR"
 SHAPES = ["circle", "square", "triangle", "cross", "diamond", "ring"]
 SUPERSAMPLE = 2  # draw at twice the size and downsample, for anti-aliased edges
 
@@ -74,30 +71,10 @@ def parse_spec(data: str) -> ShapesSpec:
     return ShapesSpec(**values)
 
 
-def data_dir() -> Path:
-    """Return the folder where generated data sets are cached."""
-    default = Path.home() / ".cache" / "trainer_engine" / "datasets"
-    return Path(os.environ.get(DATA_DIR_ENV) or default).expanduser()
-
-
 def synthetic_shapes(data: str = PREFIX) -> str:
     """Return the data.yaml path of a synthetic shapes set, generating it on first use (atomically)."""
     spec = parse_spec(data)
-    root = data_dir() / spec.dirname
-    if not (root / "data.yaml").is_file():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        # Write into a private temporary folder and rename it into place: a crash leaves only a
-        # dot-folder, never a half set under the final name, and concurrent writers cannot mix files.
-        tmp = root.parent / f".{spec.dirname}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            write_shapes(spec, tmp)
-            os.rename(tmp, root)
-        except OSError:
-            if not (root / "data.yaml").is_file():  # a real failure, not another process finishing first
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return str(root / "data.yaml")
+    return str(materialize(spec.dirname, "data.yaml", lambda root: write_shapes(spec, root)) / "data.yaml")
 
 
 def write_shapes(spec: ShapesSpec, root: Path) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
-from trainer_engine.data.detect.errors import DatasetError
 from trainer_engine.data.detect.synthetic import PREFIX as SYNTHETIC_PREFIX
 from trainer_engine.data.detect.synthetic import synthetic_shapes
+from trainer_engine.data.errors import DatasetError
 
 EXAMPLE = "path: my_set\ntrain: images/train\nval: images/val\nnames: {0: cat, 1: dog}"
 
