@@ -375,10 +375,9 @@ class BaseTrainer(CallbackMixin):
             if self.world_size > 1:
                 self.stop = ddp.any_rank(self.stop, self.device)
             if self.stop:
-                self.lr = {f"lr/pg{j}": g["lr"] for j, g in enumerate(self.optimizer.param_groups)}
-                return i == nb - 1
+                break
         self.lr = {f"lr/pg{j}": g["lr"] for j, g in enumerate(self.optimizer.param_groups)}
-        return True
+        return not self.stop or i == nb - 1
 
     def _end_epoch(self, epoch: int) -> None:
         """Close a fully trained epoch: callbacks, validation, checkpoints, results.csv, early stop."""
