@@ -56,6 +56,7 @@ class WorkerProcess:
         """SIGKILL the whole worker (main, pool, fork server) at once, like a lost machine."""
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
+        self._log.close()
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM to the main process (Celery's warm shutdown), then SIGKILL what is left of the group."""

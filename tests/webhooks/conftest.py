@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import uuid
@@ -16,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from integration.workers import WorkerProcess
 from shared_helpers import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,58 +84,15 @@ def service_env(service_env: dict[str, str]) -> dict[str, str]:
     return {**service_env, **FAST_WEBHOOKS}
 
 
-class Worker:
-    """One `trainforge worker` subprocess in its own session."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
-        import sys
-
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trainforge.cli", "worker", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def log(self) -> str:
-        """Return what the worker logged so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Wait for Celery's "ready." line; fail with the log if the worker exits first."""
-        import time
-
-        deadline = time.monotonic() + timeout
-        while " ready." not in self.log():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"worker not ready after {timeout} s:\n{self.log()[-3000:]}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        """SIGKILL the worker's process group: its jobs are done, and a warm shutdown costs seconds."""
-        import signal
-
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        self._log.close()
-
-
 @pytest.fixture(scope="module")
-def webhook_workers(service_env: dict[str, str], tmp_path_factory) -> Iterator[list[Worker]]:
+def webhook_workers(service_env: dict[str, str], tmp_path_factory) -> Iterator[list[WorkerProcess]]:
     """Start a jobs worker and a webhooks/default worker with the beat (the sweep) for this module."""
     env = {**os.environ, **service_env, "PYTHONPATH": str(ROOT)}
     logs = tmp_path_factory.mktemp("worker-logs")
     tag = uuid.uuid4().hex[:6]
     workers = [
-        Worker(["--queues", "jobs", "--concurrency", "1", "--hostname", f"jobs-{tag}@%h"], env, logs / "j"),
-        Worker(
+        WorkerProcess(["--queues", "jobs", "--hostname", f"jobs-{tag}@%h"], env, logs / "jobs.log"),
+        WorkerProcess(
             ["--queues", "webhooks,default", "--concurrency", "2", "--beat", "--hostname", f"hooks-{tag}@%h",
              "--schedule", str(logs / "beat-schedule")],
             env,
@@ -148,4 +105,4 @@ def webhook_workers(service_env: dict[str, str], tmp_path_factory) -> Iterator[l
         yield workers
     finally:
         for worker in workers:
-            worker.stop()
+            worker.kill()  # their jobs are done, and a warm shutdown costs seconds
