@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,24 +11,12 @@ from fastapi import FastAPI
 
 from api import errors
 from api.middleware import BodyLimitMiddleware
-from api.routes import artifacts, events, health, jobs, logs, trainers
+from api.routes import artifacts, deliveries, events, health, jobs, logs, trainers, webhooks
 from trainforge import __version__
 from trainforge.db.async_reads import AsyncReadPool
 from trainforge.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-# Routers other parts of the project add (each module exposes `router`); absent ones are skipped.
-OPTIONAL_ROUTERS = ("api.routes.webhooks", "api.routes.deliveries")
-
-
-def _optional_routers() -> list[object]:
-    """Import the optional route modules that exist and return their routers."""
-    found = []
-    for name in OPTIONAL_ROUTERS:
-        if importlib.util.find_spec(name) is not None:
-            found.append(importlib.import_module(name).router)
-    return found
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,10 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_pool = None
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    for module in (health, jobs, events, logs, artifacts, trainers):
+    for module in (health, jobs, events, logs, artifacts, trainers, webhooks, deliveries):
         app.include_router(module.router)
-    for router in _optional_routers():
-        app.include_router(router)  # type: ignore[arg-type]
     return app
 
 

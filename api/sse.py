@@ -21,9 +21,9 @@ from redis.exceptions import RedisError
 from trainforge.db.models import Job
 from trainforge.db.session import session_scope
 from trainforge.events import event_json, list_events
-from trainforge.jobs.state import TERMINAL, TERMINAL_EVENTS
 from trainforge.pubsub import events_channel
 from trainforge.settings import Settings
+from trainforge.vocab import TERMINAL, TERMINAL_EVENTS
 
 log = logging.getLogger(__name__)
 BATCH = 500

@@ -23,9 +23,9 @@ from urllib.parse import quote
 
 import httpx
 
+from trainforge.vocab import TERMINAL, TERMINAL_EVENTS
+
 DEFAULT_URL = "http://127.0.0.1:8000"
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
-TERMINAL_EVENTS = frozenset({"job.succeeded", "job.failed", "job.cancelled"})
 
 # Aliases at module level: inside the class, `list` names the method, not the type.
 JSON = dict[str, Any]
@@ -114,6 +114,7 @@ class TrainforgeClient:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        # The one place that reads TRAINFORGE_URL / TRAINFORGE_TOKEN (the CLI passes its flags here).
         self.base_url = (base_url or os.environ.get("TRAINFORGE_URL") or DEFAULT_URL).rstrip("/")
         token = token if token is not None else os.environ.get("TRAINFORGE_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -182,7 +183,7 @@ class TrainforgeClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.status(job_id)
-            if job.get("status") in TERMINAL_STATUSES:
+            if job.get("status") in TERMINAL:
                 return job
             if deadline is not None and time.monotonic() > deadline:
                 raise TrainforgeError(f"job {job_id} still {job.get('status')} after {timeout:g} s")
@@ -260,7 +261,7 @@ class TrainforgeClient:
                     yield _decode_event(message), message["id"]
 
     def _ended(self, job_id: str) -> bool:
-        return self.status(job_id).get("status") in TERMINAL_STATUSES
+        return self.status(job_id).get("status") in TERMINAL
 
     # -- logs, artifacts, trainers --------------------------------------------------------------
 

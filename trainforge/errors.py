@@ -16,12 +16,6 @@ class ServiceError(Exception):
         self.extra = extra
 
 
-class BadRequest(ServiceError):
-    """The request is malformed."""
-
-    status_code = 400
-
-
 class NotFound(ServiceError):
     """The resource does not exist (or belongs to another tenant)."""
 

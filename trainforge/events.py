@@ -11,11 +11,7 @@ and after COMMIT publishes the event JSON on `trainforge:jobs:{job_id}:events`.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from datetime import datetime
-from functools import lru_cache
-from types import ModuleType
 from typing import Any
 
 from sqlalchemy import select, update
@@ -25,8 +21,7 @@ from trainforge.db.models import Job, JobEvent
 from trainforge.db.session import finite
 from trainforge.db.types import new_id, utcnow
 from trainforge.pubsub import events_channel, publish_after_commit
-
-OUTBOX_MODULE = "trainforge.webhooks.outbox"
+from trainforge.webhooks import outbox
 
 
 class UnknownJobError(LookupError):
@@ -92,7 +87,8 @@ def emit(
     session.add(event)
     session.flush()
     payload = event_json(event)
-    _enqueue_webhooks(session, job_id, event, payload)
+    # The outbox adds its delivery rows in this transaction; their sends wait for the commit too.
+    outbox.enqueue_for_event(session, session.get(Job, job_id), event, payload)
     publish_after_commit(session, events_channel(job_id), payload)
     return payload
 
@@ -103,26 +99,6 @@ def _seen(session: Session, job_id: str, dedupe_key: str) -> bool:
         select(JobEvent.id).where(JobEvent.job_id == job_id, JobEvent.dedupe_key == dedupe_key)
     ).first()
     return found is not None
-
-
-def _enqueue_webhooks(session: Session, job_id: str, event: JobEvent, payload: dict[str, Any]) -> None:
-    """Add webhook outbox rows for the event in this transaction (when the webhooks package is present).
-
-    Contract for `trainforge.webhooks.outbox.enqueue_for_event(session, job, event, payload)`: insert
-    one webhook_deliveries row per matching receiver, flush, and register its sends with
-    `trainforge.queue.send_after_commit`; never commit.
-    """
-    outbox = _outbox()
-    if outbox is not None:
-        outbox.enqueue_for_event(session, session.get(Job, job_id), event, payload)
-
-
-@lru_cache(maxsize=1)
-def _outbox() -> ModuleType | None:
-    """Import the webhook outbox module once, or return None when the webhooks package is absent."""
-    if importlib.util.find_spec(OUTBOX_MODULE) is None:
-        return None
-    return importlib.import_module(OUTBOX_MODULE)
 
 
 def list_events(session: Session, job_id: str, after: int = 0, limit: int = 100) -> list[JobEvent]:

@@ -1,6 +1,6 @@
 """The Celery producer: task names, queues, and sending by name after commit.
 
-The API never imports worker/ (nor torch): it only knows the task names below and sends them
+The API never imports worker/ (nor torch): it only knows the task names (trainforge.vocab) and sends them
 through a producer-only Celery app configured from settings.redis_url.
 """
 
@@ -15,17 +15,32 @@ from sqlalchemy.orm import Session
 
 from trainforge.db.session import after_commit
 from trainforge.settings import get_settings
+from trainforge.vocab import (
+    DEFAULT_QUEUE,
+    DELIVER_WEBHOOK,
+    JOBS_QUEUE,
+    REAP_JOBS,
+    RUN_JOB,
+    SWEEP_WEBHOOKS,
+    WEBHOOKS_QUEUE,
+)
 
 log = logging.getLogger(__name__)
 
-RUN_JOB = "trainforge.run_job"
-REAP_JOBS = "trainforge.reap_jobs"
-DELIVER_WEBHOOK = "trainforge.deliver_webhook"
-SWEEP_WEBHOOKS = "trainforge.sweep_webhooks"
-
-JOBS_QUEUE = "jobs"
-WEBHOOKS_QUEUE = "webhooks"
-DEFAULT_QUEUE = "default"
+# The task and queue names live in trainforge.vocab; they are re-exported for the worker's `queue.X`.
+__all__ = [
+    "DEFAULT_QUEUE",
+    "DELIVER_WEBHOOK",
+    "JOBS_QUEUE",
+    "REAP_JOBS",
+    "RUN_JOB",
+    "SWEEP_WEBHOOKS",
+    "WEBHOOKS_QUEUE",
+    "celery_config",
+    "get_producer",
+    "send",
+    "send_after_commit",
+]
 
 TASK_QUEUES = {RUN_JOB: JOBS_QUEUE, DELIVER_WEBHOOK: WEBHOOKS_QUEUE, SWEEP_WEBHOOKS: WEBHOOKS_QUEUE}
 

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from trainforge.vocab import JOBS_QUEUE
+
 TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/=-]{0,99}$"
 TAG_RE = re.compile(TAG_PATTERN)
 MAX_JSON_DEPTH = 20
@@ -51,7 +53,7 @@ class Resources(Strict):
     """Where and on what a job runs."""
 
     queue: str = Field(
-        default="jobs", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Celery queue for run_job."
+        default=JOBS_QUEUE, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Celery queue for run_job."
     )
     gpus: int = Field(
         default=0, ge=0, le=64, description="GPUs for the job; more than one runs under torchrun."

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from trainforge.db.models import Job
 from trainforge.db.session import session_scope
 from trainforge.jobs import lease
-from trainforge.jobs.state import WAITING
 from trainforge.settings import Settings, get_settings
+from trainforge.vocab import WAITING
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from sqlalchemy import select
 from trainforge.db.models import Job
 from trainforge.db.session import session_scope
 from trainforge.jobs import lease
-from trainforge.jobs.state import JobStatus
 from trainforge.settings import Settings, get_settings
+from trainforge.vocab import JobStatus
 from worker import launcher
 from worker.cancel_watch import CancelWatch
 from worker.outcome import Outcome, clear_outcome, read_outcome

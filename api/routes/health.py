@@ -11,7 +11,7 @@ from sqlalchemy import text
 from api.deps import SettingsDep
 from trainforge.db.session import session_scope
 from trainforge.jobs import repository
-from trainforge.jobs.state import JobStatus
+from trainforge.vocab import JobStatus
 
 router = APIRouter(tags=["health"])
 

@@ -10,8 +10,8 @@ from api.deps import BEARER_SECURITY, CurrentTenant, JobDep, JobIdPath, SessionD
 from api.presenters import job_links, job_public
 from trainforge.errors import Invalid
 from trainforge.jobs import repository, service
-from trainforge.jobs.state import JobStatus
 from trainforge.schemas import JobAccepted, JobCreate, JobPublic, JobsPublic, check_tag
+from trainforge.vocab import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

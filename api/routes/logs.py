@@ -15,7 +15,7 @@ from api.presenters import run_dir
 from trainforge.db.models import Job
 from trainforge.db.session import session_scope
 from trainforge.errors import NotFound
-from trainforge.jobs.state import TERMINAL
+from trainforge.vocab import TERMINAL
 
 router = APIRouter(prefix="/v1/jobs", tags=["logs"])
 LOG_NAME = "train.log"

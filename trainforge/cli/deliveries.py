@@ -10,8 +10,8 @@ from typing import Any
 from trainforge.cli import output
 from trainforge.cli.jobs import _connection_parent, api_command
 from trainforge.client import TrainforgeClient
+from trainforge.vocab import DELIVERY_STATUSES
 
-STATUSES = ("pending", "succeeded", "failed")
 HEADERS = ("delivery", "event", "receiver", "status", "tries", "code", "latency", "when", "error")
 
 
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "deliveries", parents=[_connection_parent()], help="show a job's webhook deliveries"
     )
     parser.add_argument("job_id", metavar="JOB")
-    parser.add_argument("--status", choices=STATUSES, help="only deliveries in this status")
+    parser.add_argument("--status", choices=DELIVERY_STATUSES, help="only deliveries in this status")
     parser.add_argument("--attempts", action="store_true", help="list every attempt under its delivery")
     parser.add_argument("--json", action="store_true", help="print the API's JSON")
     parser.set_defaults(func=cmd_deliveries)

@@ -10,7 +10,8 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from trainforge.cli import output
-from trainforge.client import TERMINAL_EVENTS, TrainforgeClient, TrainforgeError
+from trainforge.client import TrainforgeClient, TrainforgeError
+from trainforge.vocab import TERMINAL_EVENTS
 
 EXIT_INTERRUPTED = 130
 CLEAR_LINE = "\r\033[K"

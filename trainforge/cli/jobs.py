@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -14,8 +13,8 @@ from trainforge.cli import output
 from trainforge.cli.follow import EXIT_INTERRUPTED, follow_job
 from trainforge.cli.overrides import OverrideError, parse_overrides
 from trainforge.client import DEFAULT_URL, TrainforgeClient, TrainforgeError
+from trainforge.vocab import JobStatus
 
-STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled", "retrying")
 EXIT_USAGE = 2
 Handler = Callable[[argparse.Namespace], int]
 
@@ -47,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cancel.set_defaults(func=cmd_cancel)
 
     jobs = subparsers.add_parser("jobs", parents=[conn], help="list jobs, newest first")
-    jobs.add_argument("--status", choices=STATUSES, help="only jobs in this status")
+    jobs.add_argument("--status", choices=[s.value for s in JobStatus], help="only jobs in this status")
     jobs.add_argument("--tag", help="only jobs with this tag")
     jobs.add_argument("--limit", type=_positive_int, default=20, help="at most this many (default 20)")
     jobs.add_argument("--json", action="store_true", help="print the API's JSON")
@@ -121,10 +120,8 @@ def _positive_int(text: str) -> int:
 
 
 def make_client(args: argparse.Namespace) -> TrainforgeClient:
-    """Build a client from --url/--token, else TRAINFORGE_URL / TRAINFORGE_TOKEN."""
-    url = args.url or os.environ.get("TRAINFORGE_URL") or DEFAULT_URL
-    token = args.token or os.environ.get("TRAINFORGE_TOKEN")
-    return TrainforgeClient(url, token or "")
+    """Build a client from --url/--token; the client falls back to TRAINFORGE_URL / TRAINFORGE_TOKEN."""
+    return TrainforgeClient(args.url or None, args.token or None)
 
 
 def api_command(fn: Callable[[argparse.Namespace, TrainforgeClient], int]) -> Handler:

@@ -20,8 +20,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from trainforge.vocab import JOBS_QUEUE
+
 ROOT = Path(__file__).resolve().parents[2]
-JOBS_QUEUE = "jobs"
 SERVICE_QUEUES = "webhooks,default"
 # How long workers get to stop their training children (which save last.pt) before being killed.
 STOP_TIMEOUT_S = 60.0

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from trainforge import events, queue
 from trainforge.db.models import Job
 from trainforge.db.types import utcnow
-from trainforge.jobs.state import LIFECYCLE_EVENTS, WAITING, JobStatus, transition
+from trainforge.jobs.state import transition
+from trainforge.vocab import JOBS_QUEUE, LEASED, LIFECYCLE_EVENTS, RUN_JOB, WAITING, JobStatus
 
 
 def take_lease(session: Session, job_id: str, owner: str) -> bool:
@@ -43,19 +44,12 @@ def heartbeat(session: Session, job_id: str, owner: str) -> str | None:
     """Renew the lease; return the job's status (e.g. "cancelling"), or None if `owner` lost the lease."""
     status = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(["running", "cancelling"]))
+        .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_([s.value for s in LEASED]))
         .values(heartbeat_at=utcnow())
         .returning(Job.status)
         .execution_options(synchronize_session=False)
     ).scalar()
     return status
-
-
-def lease_alive(job: Job, lease_timeout_s: float) -> bool:
-    """Return whether the job is held by a worker whose heartbeat is recent."""
-    if job.lease_owner is None or job.heartbeat_at is None:
-        return False
-    return utcnow() - job.heartbeat_at < timedelta(seconds=lease_timeout_s)
 
 
 def release_lease(
@@ -99,7 +93,7 @@ def reap_stale(session: Session, lease_timeout_s: float, max_attempts: int) -> l
     cutoff = utcnow() - timedelta(seconds=lease_timeout_s)
     stale = session.execute(
         select(Job.id, Job.status, Job.attempt, Job.resources).where(
-            Job.status.in_(["running", "cancelling"]),
+            Job.status.in_([s.value for s in LEASED]),
             or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff),
         )
     ).all()
@@ -155,5 +149,5 @@ def resend_waiting(session: Session, older_than_s: float, limit: int = 100) -> l
 
 def send_run_job(session: Session, job_id: str, resources: dict[str, Any] | None) -> None:
     """Send run_job for the job after commit, on the queue its resources name (default "jobs")."""
-    job_queue = (resources or {}).get("queue") or queue.JOBS_QUEUE
-    queue.send_after_commit(session, queue.RUN_JOB, [job_id], queue=job_queue)
+    job_queue = (resources or {}).get("queue") or JOBS_QUEUE
+    queue.send_after_commit(session, RUN_JOB, [job_id], queue=job_queue)

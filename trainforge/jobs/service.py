@@ -17,10 +17,11 @@ from trainforge.db.types import new_id, utcnow
 from trainforge.errors import Conflict, Invalid
 from trainforge.jobs import repository
 from trainforge.jobs.lease import send_run_job
-from trainforge.jobs.state import LIFECYCLE_EVENTS, TERMINAL, WAITING, JobStatus, transition
+from trainforge.jobs.state import transition
 from trainforge.registry import TrainerError, resolve_trainer
 from trainforge.schemas import JobCreate, JobWebhook
 from trainforge.settings import Settings
+from trainforge.vocab import LIFECYCLE_EVENTS, TERMINAL, WAITING, JobStatus
 
 # Keys the service sets itself: the run's directory is <artifacts_dir>/<job_id>, resumed automatically.
 RESERVED_OVERRIDES = {

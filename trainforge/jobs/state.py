@@ -1,4 +1,4 @@
-"""The job state machine: statuses, allowed transitions, and the one guarded UPDATE that moves a job.
+"""The job state machine: allowed transitions between statuses, and the one guarded UPDATE that moves a job.
 
     queued ──▶ running ──▶ succeeded | failed
       │          │ ╲──▶ retrying ──▶ running ...        (stale lease: the reaper re-queues)
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, literal, update
@@ -22,24 +21,9 @@ from sqlalchemy.orm.util import identity_key
 
 from trainforge.db.models import Job
 from trainforge.db.types import UTCDateTime, utcnow
-
-
-class JobStatus(StrEnum):
-    """Where a job stands."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    CANCELLING = "cancelling"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    RETRYING = "retrying"
-
+from trainforge.vocab import TERMINAL, JobStatus
 
 S = JobStatus
-TERMINAL: frozenset[JobStatus] = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED})
-ACTIVE: frozenset[JobStatus] = frozenset({S.RUNNING, S.CANCELLING})
-WAITING: frozenset[JobStatus] = frozenset({S.QUEUED, S.RETRYING})
 
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.FAILED}),
@@ -51,18 +35,6 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.FAILED: frozenset(),
     S.CANCELLED: frozenset(),
 }
-
-# The lifecycle event recorded when a job enters each status.
-LIFECYCLE_EVENTS: dict[JobStatus, str] = {
-    S.QUEUED: "job.queued",
-    S.RUNNING: "job.started",
-    S.CANCELLING: "job.cancelling",
-    S.SUCCEEDED: "job.succeeded",
-    S.FAILED: "job.failed",
-    S.CANCELLED: "job.cancelled",
-    S.RETRYING: "job.retrying",
-}
-TERMINAL_EVENTS: frozenset[str] = frozenset(LIFECYCLE_EVENTS[s] for s in TERMINAL)
 
 
 class TransitionError(ValueError):

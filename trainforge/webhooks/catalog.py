@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from trainforge.jobs.state import LIFECYCLE_EVENTS
+from trainforge.vocab import ENDPOINT_DISABLED_EVENT, LIFECYCLE_EVENTS
 
 # The engine's non-batch trainer callbacks, as the worker's bridge records them. The service may not
 # import the engine (only its cfg), so the names are listed here; a test checks them against the engine.
@@ -20,7 +20,6 @@ TRAINER_EVENT_TYPES: tuple[str, ...] = (
     "on_train_end",
     "teardown",
 )
-ENDPOINT_DISABLED_EVENT = "webhook.endpoint_disabled"
 LIFECYCLE_EVENT_TYPES: tuple[str, ...] = tuple(LIFECYCLE_EVENTS.values())
 EVENT_TYPES: tuple[str, ...] = (*TRAINER_EVENT_TYPES, *LIFECYCLE_EVENT_TYPES, ENDPOINT_DISABLED_EVENT)
 FAMILIES: tuple[str, ...] = ("job.*", "webhook.*", "on_*")

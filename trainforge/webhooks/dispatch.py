@@ -28,8 +28,9 @@ from sqlalchemy.sql.selectable import ScalarSelect
 from trainforge.db.models import Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from trainforge.db.session import after_commit, session_scope
 from trainforge.db.types import new_id, utcnow
-from trainforge.queue import DELIVER_WEBHOOK, WEBHOOKS_QUEUE, get_producer
+from trainforge.queue import get_producer
 from trainforge.settings import Settings, get_settings
+from trainforge.vocab import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
 from trainforge.webhooks import delivery as http
 from trainforge.webhooks import schedule, service, signing
 from trainforge.webhooks.outbox import dispatch_lease_s

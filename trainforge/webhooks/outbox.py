@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from trainforge.db.models import Job, JobEvent, WebhookDelivery, WebhookEndpoint
 from trainforge.db.types import new_id, utcnow
-from trainforge.queue import DELIVER_WEBHOOK, send_after_commit
+from trainforge.queue import send_after_commit
 from trainforge.settings import get_settings
+from trainforge.vocab import DELIVER_WEBHOOK
 
 
 def dispatch_lease_s() -> float:

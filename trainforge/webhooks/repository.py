@@ -11,9 +11,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from trainforge.db.models import WebhookAttempt, WebhookDelivery
 from trainforge.errors import Invalid
+from trainforge.vocab import DELIVERY_STATUSES
 
 DeliveryPage = tuple[list[tuple[WebhookDelivery, list[WebhookAttempt]]], str | None]
-STATUSES = ("pending", "succeeded", "failed")
 
 
 def list_deliveries(
@@ -33,8 +33,8 @@ def list_deliveries(
     if endpoint_id is not None:
         where.append(WebhookDelivery.endpoint_id == endpoint_id)
     if status is not None:
-        if status not in STATUSES:
-            raise Invalid(f"unknown delivery status {status!r}; use one of {', '.join(STATUSES)}")
+        if status not in DELIVERY_STATUSES:
+            raise Invalid(f"unknown delivery status {status!r}; use one of {', '.join(DELIVERY_STATUSES)}")
         where.append(WebhookDelivery.status == status)
     if cursor:
         created, last_id = _parse_cursor(cursor)

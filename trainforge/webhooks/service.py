@@ -14,10 +14,11 @@ from trainforge.db.models import WebhookEndpoint
 from trainforge.db.types import new_id, utcnow
 from trainforge.errors import Conflict, Invalid, NotFound
 from trainforge.events import emit
-from trainforge.queue import DELIVER_WEBHOOK, send_after_commit
+from trainforge.queue import send_after_commit
 from trainforge.settings import Settings, get_settings
+from trainforge.vocab import DELIVER_WEBHOOK, ENDPOINT_DISABLED_EVENT
 from trainforge.webhooks import signing
-from trainforge.webhooks.catalog import ENDPOINT_DISABLED_EVENT, unknown_event_message
+from trainforge.webhooks.catalog import unknown_event_message
 from trainforge.webhooks.outbox import dispatch_lease_s
 from trainforge.webhooks.ssrf import Policy, Resolver, UnsafeURLError, check_url, system_resolver
 
