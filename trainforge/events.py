@@ -18,7 +18,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from trainforge.db.models import Job, JobEvent
-from trainforge.db.session import finite
 from trainforge.db.types import new_id, utcnow
 from trainforge.pubsub import events_channel, publish_after_commit
 from trainforge.webhooks import outbox
@@ -80,7 +79,8 @@ def emit(
         job_id=job_id,
         seq=seq,
         type=type,
-        data=finite(data or {}),
+        # NaN and infinities become null where every write goes out: db.session.json_dumps.
+        data=data or {},
         dedupe_key=dedupe_key,
         created_at=utcnow(),
     )

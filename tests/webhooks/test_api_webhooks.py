@@ -197,6 +197,8 @@ BAD = [
      "webhooks[0].url"),
     ("job with bad secret", "POST", "/v1/jobs",
      {**GOOD_JOB, "webhooks": [{"url": HOOK, "secret": "hunter2"}]}, 422, "whsec_"),
+    ("job with a secret that is not base64", "POST", "/v1/jobs",
+     {**GOOD_JOB, "webhooks": [{"url": HOOK, "secret": "whsec_not*base64"}]}, 422, "webhooks[0].secret"),
 ]  # fmt: skip
 
 

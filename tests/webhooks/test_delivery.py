@@ -10,7 +10,7 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.webhooks.receiver import Receiver, Reply
 from trainforge.webhooks import signing
-from trainforge.webhooks.delivery import Outcome, attempt
+from trainforge.webhooks.delivery import AttemptOutcome, attempt
 from trainforge.webhooks.ssrf import Policy
 
 LOOPBACK = Policy.from_allow("127.0.0.0/8")
@@ -28,7 +28,7 @@ def test_success_is_signed_and_verifiable_by_the_receiver() -> None:
     with Receiver() as rx:
         result, secret = send(rx.url + "/hook")
         (req,) = rx.wait_for(1)
-    assert result.outcome is Outcome.SUCCESS and result.status_code == 200 and result.error is None
+    assert result.outcome is AttemptOutcome.SUCCESS and result.status_code == 200 and result.error is None
     assert result.address == "127.0.0.1" and result.latency_ms > 0
     assert Webhook(secret).verify(req.body, req.headers)["data"]["seq"] == 1
     assert req.headers["webhook-id"] == "msg_1" and req.path == "/hook"
@@ -38,16 +38,16 @@ def test_success_is_signed_and_verifiable_by_the_receiver() -> None:
 @pytest.mark.parametrize(
     ("reply", "outcome", "error"),
     [
-        (Reply(204, body=b""), Outcome.SUCCESS, None),
-        (Reply(410), Outcome.DISABLE, "410 Gone"),
-        (Reply(500), Outcome.RETRY, "HTTP 500"),
-        (Reply(400), Outcome.RETRY, "HTTP 400"),
-        (Reply(429, {"retry-after": "7"}), Outcome.RETRY, "Retry-After: 7"),
-        (Reply(503, {"retry-after": "30"}), Outcome.RETRY, "Retry-After: 30"),
-        (Reply(302, {"location": "/elsewhere"}), Outcome.RETRY, "redirect to http://127.0.0.1"),
+        (Reply(204, body=b""), AttemptOutcome.SUCCESS, None),
+        (Reply(410), AttemptOutcome.DISABLE, "410 Gone"),
+        (Reply(500), AttemptOutcome.RETRY, "HTTP 500"),
+        (Reply(400), AttemptOutcome.RETRY, "HTTP 400"),
+        (Reply(429, {"retry-after": "7"}), AttemptOutcome.RETRY, "Retry-After: 7"),
+        (Reply(503, {"retry-after": "30"}), AttemptOutcome.RETRY, "Retry-After: 30"),
+        (Reply(302, {"location": "/elsewhere"}), AttemptOutcome.RETRY, "redirect to http://127.0.0.1"),
     ],
 )
-def test_status_codes_are_classified(reply: Reply, outcome: Outcome, error: str | None) -> None:
+def test_status_codes_are_classified(reply: Reply, outcome: AttemptOutcome, error: str | None) -> None:
     with Receiver(lambda _r, _n: reply) as rx:
         result, _ = send(rx.url)
     assert result.outcome is outcome
@@ -63,7 +63,7 @@ def test_redirects_are_not_followed_and_a_redirect_to_a_private_address_is_named
     with Receiver(lambda _r, _n: Reply(307, {"location": target})) as rx:
         result, _ = send(f"http://localhost:{rx.port}/hook", policy)
         assert len(rx.requests) == 1
-    assert result.outcome is Outcome.RETRY
+    assert result.outcome is AttemptOutcome.RETRY
     assert "not followed" in result.error and "cloud metadata address" in result.error
 
 
@@ -72,7 +72,7 @@ def test_slow_receiver_times_out_within_the_total_limit() -> None:
         start = time.monotonic()
         result, _ = send(rx.url, total_timeout_s=0.5)
     assert time.monotonic() - start < 2
-    assert result.outcome is Outcome.RETRY and "timed out" in result.error
+    assert result.outcome is AttemptOutcome.RETRY and "timed out" in result.error
 
 
 def test_dripping_body_cannot_outlast_the_total_limit() -> None:
@@ -81,7 +81,7 @@ def test_dripping_body_cannot_outlast_the_total_limit() -> None:
         start = time.monotonic()
         result, _ = send(rx.url, total_timeout_s=0.6)
     assert time.monotonic() - start < 2
-    assert result.outcome is Outcome.RETRY and "timed out" in result.error
+    assert result.outcome is AttemptOutcome.RETRY and "timed out" in result.error
 
 
 def test_response_body_read_is_capped() -> None:
@@ -90,7 +90,7 @@ def test_response_body_read_is_capped() -> None:
         result, _ = send(rx.url)
         time.sleep(0.2)
         sent = rx.bytes_sent
-    assert result.outcome is Outcome.SUCCESS
+    assert result.outcome is AttemptOutcome.SUCCESS
     assert len(result.response_excerpt) <= 2048
     assert sent < 32 * 2**20, "the client kept reading far past the cap"
 
@@ -99,7 +99,7 @@ def test_connection_refused_is_a_retry_with_the_reason() -> None:
     with Receiver() as rx:
         url = rx.url
     result, _ = send(url)
-    assert result.outcome is Outcome.RETRY and "ConnectError" in result.error
+    assert result.outcome is AttemptOutcome.RETRY and "ConnectError" in result.error
 
 
 def test_connect_time_check_refuses_a_rebound_name() -> None:
@@ -114,7 +114,7 @@ def test_connect_time_check_refuses_a_rebound_name() -> None:
         check_url(f"http://rebind.example:{rx.port}/", Policy(), rebinding)  # passes at submit
         result, _ = send(f"http://rebind.example:{rx.port}/", Policy(), resolver=rebinding)
         assert rx.requests == []
-    assert result.outcome is Outcome.RETRY and "resolves to 127.0.0.1" in result.error
+    assert result.outcome is AttemptOutcome.RETRY and "resolves to 127.0.0.1" in result.error
 
 
 def test_connects_to_the_checked_address_but_keeps_the_host_header() -> None:
@@ -125,7 +125,7 @@ def test_connects_to_the_checked_address_but_keeps_the_host_header() -> None:
             resolver=lambda h, p: ["127.0.0.1"],
         )
         (req,) = rx.wait_for(1)
-    assert result.outcome is Outcome.SUCCESS and result.address == "127.0.0.1"
+    assert result.outcome is AttemptOutcome.SUCCESS and result.address == "127.0.0.1"
     assert req.headers["host"] == f"hooks.example:{rx.port}"
 
 
@@ -133,4 +133,4 @@ def test_refused_literal_address_is_never_contacted() -> None:
     with Receiver() as rx:
         result, _ = send(rx.url, Policy())
         assert rx.requests == []
-    assert result.outcome is Outcome.RETRY and "loopback" in result.error
+    assert result.outcome is AttemptOutcome.RETRY and "loopback" in result.error

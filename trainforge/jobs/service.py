@@ -19,9 +19,10 @@ from trainforge.jobs import repository
 from trainforge.jobs.lease import send_run_job
 from trainforge.jobs.state import transition
 from trainforge.registry import TrainerError, resolve_trainer
-from trainforge.schemas import JobCreate, JobWebhook
+from trainforge.schemas import JobCreate
 from trainforge.settings import Settings
 from trainforge.vocab import LIFECYCLE_EVENTS, TERMINAL, WAITING, JobStatus
+from trainforge.webhooks.service import inline_webhooks
 
 # Keys the service sets itself: the run's directory is <artifacts_dir>/<job_id>, resumed automatically.
 RESERVED_OVERRIDES = {
@@ -61,32 +62,6 @@ def validate_overrides(overrides: dict[str, Any], task: str | None) -> dict[str,
     return overrides
 
 
-def prepare_webhooks(hooks: list[JobWebhook], settings: Settings) -> list[dict[str, Any]]:
-    """Check each inline webhook URL against the SSRF policy and give it an id and a secret."""
-    from trainforge.webhooks.service import normalize_events
-    from trainforge.webhooks.signing import generate_secret
-    from trainforge.webhooks.ssrf import Policy, UnsafeURLError, check_url
-
-    policy = Policy.from_allow(settings.webhook_allow)
-    prepared = []
-    for index, hook in enumerate(hooks):
-        try:
-            check_url(hook.url, policy)
-        except UnsafeURLError as exc:
-            raise Invalid(f"webhooks[{index}].url: {exc}", key=f"webhooks[{index}].url") from None
-        try:
-            events = normalize_events(hook.events)
-        except Invalid as exc:
-            raise Invalid(
-                f"webhooks[{index}].events: {exc.detail}", key=f"webhooks[{index}].events"
-            ) from None
-        secret = hook.secret or generate_secret()
-        if not secret.startswith("whsec_"):
-            raise Invalid(f"webhooks[{index}].secret must start with 'whsec_' (or leave it out to get one)")
-        prepared.append({"id": new_id(), "url": hook.url, "events": events, "secret": secret})
-    return prepared
-
-
 def create_job(
     session: Session,
     tenant_id: str,
@@ -113,7 +88,7 @@ def create_job(
             f"task '{body.task}' does not match trainer '{spec.name}' (task '{spec.task}'); drop 'task'"
         )
     validate_overrides(body.overrides, task)
-    hooks = prepare_webhooks(body.webhooks, settings)
+    hooks = inline_webhooks([hook.model_dump() for hook in body.webhooks], settings)
     job = Job(
         id=new_id(),
         tenant_id=tenant_id,

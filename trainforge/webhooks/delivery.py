@@ -22,8 +22,8 @@ EXCERPT_CHARS = 2048
 USER_AGENT = "trainforge-webhooks/1"
 
 
-class Outcome(StrEnum):
-    """What an attempt means for its delivery."""
+class AttemptOutcome(StrEnum):
+    """What one HTTP attempt means for its delivery (not a run's outcome: that is worker.outcome)."""
 
     SUCCESS = "success"  # 2xx: delivered
     RETRY = "retry"  # anything else: try again on the schedule (or after Retry-After)
@@ -34,7 +34,7 @@ class Outcome(StrEnum):
 class AttemptResult:
     """The result of one attempt, as it is recorded on the attempt row."""
 
-    outcome: Outcome
+    outcome: AttemptOutcome
     status_code: int | None
     latency_ms: float
     error: str | None = None
@@ -70,14 +70,16 @@ def attempt(
             excerpt = _read_capped(response, max_response_bytes)
             return _classify(response, excerpt, _ms(start), transport.backend.connected_to, policy, resolver)
     except UnsafeURLError as exc:
-        return AttemptResult(Outcome.RETRY, None, _ms(start), error=str(exc))
+        return AttemptResult(AttemptOutcome.RETRY, None, _ms(start), error=str(exc))
     except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
         what = "connecting" if isinstance(exc, httpx.ConnectTimeout | httpcore.ConnectTimeout) else "waiting"
         limit = connect_timeout_s if what == "connecting" else total_timeout_s
-        return AttemptResult(Outcome.RETRY, None, _ms(start), error=f"timed out {what} (limit {limit:g} s)")
+        return AttemptResult(
+            AttemptOutcome.RETRY, None, _ms(start), error=f"timed out {what} (limit {limit:g} s)"
+        )
     except (httpx.HTTPError, httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
         return AttemptResult(
-            Outcome.RETRY, None, _ms(start), error=f"{type(exc).__name__}: {exc or 'no detail'}"
+            AttemptOutcome.RETRY, None, _ms(start), error=f"{type(exc).__name__}: {exc or 'no detail'}"
         )
 
 
@@ -102,16 +104,16 @@ def _classify(
     """Turn a status code into an outcome, with an error message for everything but success."""
     code = response.status_code
     if 200 <= code < 300:
-        return AttemptResult(Outcome.SUCCESS, code, latency_ms, None, excerpt, address=address)
+        return AttemptResult(AttemptOutcome.SUCCESS, code, latency_ms, None, excerpt, address=address)
     if code == 410:
         error = "410 Gone: the receiver asked to stop; the endpoint is disabled"
-        return AttemptResult(Outcome.DISABLE, code, latency_ms, error, excerpt, address=address)
+        return AttemptResult(AttemptOutcome.DISABLE, code, latency_ms, error, excerpt, address=address)
     if 300 <= code < 400:
         error = _redirect_error(code, response.headers.get("location"), str(response.url), policy, resolver)
-        return AttemptResult(Outcome.RETRY, code, latency_ms, error, excerpt, address=address)
+        return AttemptResult(AttemptOutcome.RETRY, code, latency_ms, error, excerpt, address=address)
     retry_after = response.headers.get("retry-after") if code in (429, 503) else None
     error = f"HTTP {code}" + (f" (Retry-After: {retry_after})" if retry_after else "")
-    return AttemptResult(Outcome.RETRY, code, latency_ms, error, excerpt, retry_after, address)
+    return AttemptResult(AttemptOutcome.RETRY, code, latency_ms, error, excerpt, retry_after, address)
 
 
 def _redirect_error(code: int, location: str | None, url: str, policy: Policy, resolver: Resolver) -> str:

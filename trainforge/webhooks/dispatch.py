@@ -233,7 +233,7 @@ def record(session: Session, claim: Claim, result: http.AttemptResult, settings:
         "response_excerpt": result.response_excerpt,
     }
     session.execute(_RECORD_ATTEMPT, attempt_row)
-    if result.outcome is http.Outcome.SUCCESS:
+    if result.outcome is http.AttemptOutcome.SUCCESS:
         # The common path reads no row: one guarded UPDATE clears a failing streak, if there was one.
         if claim.endpoint_id is not None:
             session.execute(_CLEAR_FAILING, {"e_id": claim.endpoint_id})
@@ -241,7 +241,7 @@ def record(session: Session, claim: Claim, result: http.AttemptResult, settings:
     row = session.get(WebhookDelivery, claim.delivery_id)
     assert row is not None
     endpoint = session.get(WebhookEndpoint, row.endpoint_id) if row.endpoint_id else None
-    if result.outcome is http.Outcome.DISABLE:
+    if result.outcome is http.AttemptOutcome.DISABLE:
         _stop_receiver(session, row, endpoint, "the receiver answered 410 Gone")
         return _finish(session, claim, "failed", result.status_code, result.error)
     if endpoint is not None:

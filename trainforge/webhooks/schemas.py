@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from trainforge.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from trainforge.schemas import Strict
 
-
-class Strict(BaseModel):
-    """A request body that refuses unknown fields (a typo should fail, not be ignored)."""
-
-    model_config = ConfigDict(extra="forbid")
+if TYPE_CHECKING:  # the client parses these bodies and must not load the database layer
+    from trainforge.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
 class WebhookCreate(Strict):

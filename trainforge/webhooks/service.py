@@ -70,15 +70,26 @@ def inline_webhooks(
     """Check a job's inline webhooks and return them as stored on the job: {id, url, events, secret}."""
     out = []
     for index, spec in enumerate(specs):
+        where = f"webhooks[{index}]"
+        if not spec.get("url"):
+            raise Invalid(
+                f"{where}.url is missing: give the http(s) URL to POST events to", key=f"{where}.url"
+            )
         try:
             url = check_webhook_url(spec["url"], settings, resolver)
+        except Invalid as exc:
+            raise Invalid(f"{where}.url: {exc.detail}", key=f"{where}.url") from None
+        try:
             events = normalize_events(spec.get("events"))
-            secret = spec.get("secret") or signing.generate_secret()
+        except Invalid as exc:
+            raise Invalid(f"{where}.events: {exc.detail}", key=f"{where}.events") from None
+        secret = spec.get("secret") or signing.generate_secret()
+        try:
             signing.secret_key(secret)
-        except (Invalid, signing.SignatureError) as exc:
-            raise Invalid(f"webhooks[{index}]: {exc}") from None
-        except KeyError:
-            raise Invalid(f"webhooks[{index}] has no url") from None
+        except signing.SignatureError as exc:
+            raise Invalid(
+                f"{where}.secret: {exc} (or leave it out to get one)", key=f"{where}.secret"
+            ) from None
         out.append({"id": new_id(), "url": url, "events": events, "secret": secret})
     return out
 
