@@ -119,6 +119,7 @@ CASES = [
     ("cancel unknown job", "POST", f"/v1/jobs/{MISSING}/cancel", {}, 404, "not found"),
     ("bad status filter", "GET", "/v1/jobs?status=done", {}, 422, "unknown status 'done'"),
     ("bad cursor", "GET", "/v1/jobs?cursor=%%%", {}, 422, "invalid cursor"),
+    ("cursor with a NUL id", "GET", "/v1/jobs?cursor=MjAyNi0wMS0wMnwA", {}, 422, "invalid cursor"),
     ("bad limit", "GET", "/v1/jobs?limit=0", {}, 422, "limit"),
     ("bad Last-Event-ID", "GET", f"/v1/jobs/{MISSING}/events", {}, 404, "not found"),
     ("unknown route", "GET", "/v1/nothing", {}, 404, "no route GET /v1/nothing"),

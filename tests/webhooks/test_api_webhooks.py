@@ -219,6 +219,8 @@ def test_bad_delivery_filters_are_422(api_client, token) -> None:
     for params, text in [
         ({"status": "done"}, "unknown delivery status 'done'"),
         ({"cursor": "x|y"}, "invalid cursor"),
+        ({"cursor": "2026-01-02T03:04:05+00:00|3f2c9a1e-0000-4000-8000-000000000000"}, "invalid cursor"),
+        ({"cursor": "MjAyNi0wMS0wMnwA"}, "invalid cursor"),  # base64 of "2026-01-02|\x00"
     ]:
         response = api_client.get(f"/v1/jobs/{job_id}/deliveries", params=params, headers=auth(token))
         assert response.status_code == 422 and text in response.json()["detail"], response.text

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import Session
 
+from trainforge.cursors import decode_cursor, encode_cursor
 from trainforge.db.async_reads import AsyncReadPool, compile_for_psycopg
 from trainforge.db.models import Job, JobTag
-from trainforge.errors import Invalid
 
 # Built once: this lookup runs on every request about a job, and building the statement costs more
 # than its (cached) compilation.
@@ -58,24 +55,6 @@ def get_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job | 
     ).scalar_one_or_none()
 
 
-def encode_cursor(job: Job) -> str:
-    """Return an opaque cursor pointing just after `job` in newest-first order."""
-    raw = f"{job.created_at.isoformat()}|{job.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """Return the (created_at, id) a cursor points after; Invalid if it was not made by encode_cursor."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, job_id = raw.split("|", 1)
-        return datetime.fromisoformat(created), job_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise Invalid(
-            f"invalid cursor {cursor!r}: pass the next_cursor value of the previous page unchanged"
-        ) from None
-
-
 def list_for_tenant(
     session: Session,
     tenant_id: str,
@@ -99,7 +78,7 @@ def list_for_tenant(
         stmt = stmt.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
     rows = list(session.scalars(stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
     page = rows[:limit]
-    return page, (encode_cursor(page[-1]) if len(rows) > limit else None)
+    return page, (encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None)
 
 
 def count_by_status(session: Session) -> dict[str, int]:

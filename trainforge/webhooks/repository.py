@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from trainforge.cursors import decode_cursor, encode_cursor
 from trainforge.db.models import WebhookAttempt, WebhookDelivery
 from trainforge.errors import Invalid
 from trainforge.vocab import DELIVERY_STATUSES
@@ -37,7 +37,7 @@ def list_deliveries(
             raise Invalid(f"unknown delivery status {status!r}; use one of {', '.join(DELIVERY_STATUSES)}")
         where.append(WebhookDelivery.status == status)
     if cursor:
-        created, last_id = _parse_cursor(cursor)
+        created, last_id = decode_cursor(cursor)
         where.append(
             or_(
                 WebhookDelivery.created_at > created,
@@ -55,7 +55,7 @@ def list_deliveries(
     more = len(rows) > limit
     rows = rows[:limit]
     attempts = attempts_of(session, [row.id for row in rows])
-    next_cursor = f"{rows[-1].created_at.isoformat()}|{rows[-1].id}" if more and rows else None
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
     return [(row, attempts[row.id]) for row in rows], next_cursor
 
 
@@ -72,12 +72,3 @@ def attempts_of(session: Session, delivery_ids: list[str]) -> dict[str, list[Web
     for attempt in session.scalars(query):
         out[attempt.delivery_id].append(attempt)
     return out
-
-
-def _parse_cursor(cursor: str) -> tuple[datetime, str]:
-    """Split a `created_at|id` cursor; Invalid (422) when it was not made by this API."""
-    created, _, last_id = cursor.partition("|")
-    try:
-        return datetime.fromisoformat(created), last_id
-    except ValueError:
-        raise Invalid(f"invalid cursor {cursor!r}: pass the next_cursor of the previous page") from None
