@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from trainforge.auth import Principal, cached_principal, resolve_token
 from trainforge.db.models import Job
-from trainforge.db.session import get_read_engine, get_sessionmaker, session_scope
+from trainforge.db.session import get_sessionmaker
 from trainforge.errors import Invalid, NotFound
 from trainforge.jobs import repository
 from trainforge.settings import Settings
@@ -27,13 +27,18 @@ async def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
+def open_session(settings: Settings) -> Session:
+    """Return a new session on the app's database: the request's, or a stream's that outlives it."""
+    return get_sessionmaker(settings.database_url)()
+
+
 async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
     """Yield the request's session; commit when the handler returns, roll back if it raises.
 
     Creating a session does no I/O, and a session that holds no transaction closes without I/O, so
     only requests that touched the database pay a thread hop at the end.
     """
-    session = get_sessionmaker(settings.database_url)()
+    session = open_session(settings)
     try:
         yield session
         if session.in_transaction():
@@ -55,19 +60,21 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 bearer = HTTPBearer(auto_error=False, description="An API token: `trainforge token create --tenant NAME`.")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-# The OpenAPI security requirement of `bearer`, for routes that read the header without the dependency.
-BEARER_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
+
+# The token and job lookups below run on the event loop, not in the thread pool: each is one indexed
+# read that never waits on a lock (PostgreSQL reads do not block on row locks; SQLite WAL readers do
+# not wait for writers), so it costs less than the two thread switches a pool call needs, and every
+# request pays them (measured with bench/api_status.py). Writes and list queries stay in threads.
+# A token is read from the database at most once per TRAINFORGE_AUTH_CACHE_S.
 
 
-def bearer_token(request: Request) -> str | None:
-    """Return the token of the request's `Authorization: Bearer` header (as `bearer` reads it), or None."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
+async def current_principal(settings: SettingsDep, session: SessionDep, credentials: BearerDep) -> Principal:
+    """Return the tenant of the request's API token; 401 if it is missing or invalid.
 
-
-def authenticate(settings: Settings, token: str | None) -> Principal:
-    """Return the tenant of a bearer token; 401 if it is missing or invalid."""
+    The one way every route authenticates: another way of presenting a token (a cookie) is read
+    here, next to the bearer header, and resolved the same way.
+    """
+    token = credentials.credentials if credentials else None
     if token is None:
         raise HTTPException(
             status_code=401,
@@ -77,8 +84,8 @@ def authenticate(settings: Settings, token: str | None) -> Principal:
         )
     principal = cached_principal(token, settings.auth_cache_s)
     if principal is None:
-        with session_scope(settings.database_url) as session:
-            principal = resolve_token(session, token, cache_ttl_s=settings.auth_cache_s)
+        principal = resolve_token(session, token, cache_ttl_s=settings.auth_cache_s)
+        _end_read_only(session)
     if principal is None:
         raise HTTPException(
             status_code=401,
@@ -89,19 +96,7 @@ def authenticate(settings: Settings, token: str | None) -> Principal:
     return principal
 
 
-async def current_principal(settings: SettingsDep, credentials: BearerDep) -> Principal:
-    """Return the tenant of the request's bearer token; 401 if it is missing or invalid."""
-    return authenticate(settings, credentials.credentials if credentials else None)
-
-
 CurrentTenant = Annotated[Principal, Depends(current_principal)]
-
-# The token and job lookups below run on the event loop, not in the thread pool: each is one indexed
-# read that never waits on a lock (PostgreSQL reads do not block on row locks; SQLite WAL readers do
-# not wait for writers), so it costs less than the two thread switches a pool call needs, and every
-# request pays them (measured with bench/api_status.py). Writes and list queries stay in threads.
-# The job view's read on PostgreSQL goes further: it awaits an async connection (no round trip spent
-# blocking the loop); a token is read from the database at most once per TRAINFORGE_AUTH_CACHE_S.
 
 
 def _end_read_only(session: Session) -> None:
@@ -121,49 +116,20 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
-async def get_job(
-    job_id: Annotated[str, Path(description="The job's id (a UUID).")],
-    session: SessionDep,
-    principal: CurrentTenant,
-) -> Job:
-    """Return the caller's job `job_id`; 404 if it does not exist or belongs to another tenant."""
-    job = _fetch_job(session, principal.tenant_id, check_job_id(job_id))
+JobIdPath = Annotated[str, Path(description="The job's id (a UUID).")]
+
+
+async def get_job(job_id: JobIdPath, session: SessionDep, principal: CurrentTenant) -> Job:
+    """Return the caller's job `job_id`; 404 if it does not exist or belongs to another tenant.
+
+    Every route about one job takes it from here, so the fetch and the tenant check happen once.
+    The read ends its transaction at once (the row stays usable: sessions keep objects on commit).
+    """
+    job = repository.get_for_tenant(session, principal.tenant_id, check_job_id(job_id))
+    _end_read_only(session)
     if job is None:
         raise NotFound(f"job {job_id} not found; list your jobs with GET /v1/jobs")
     return job
 
 
 JobDep = Annotated[Job, Depends(get_job)]
-
-
-JobIdPath = Annotated[str, Path(description="The job's id (a UUID).")]
-
-
-async def read_job_view(request: Request, job_id: str) -> Any:
-    """Return the caller's job `job_id` as a read-only row; 404 if it is not theirs.
-
-    For GET /v1/jobs/{id}, the most polled route, which calls it directly instead of through
-    `Depends`: no session, no ORM object, and no dependency for FastAPI to resolve (each costs a
-    resolution step on every request); the route declares the bearer scheme with `BEARER_SECURITY`.
-    On PostgreSQL the read awaits an async connection, so the event loop serves other requests
-    meanwhile.
-    """
-    settings: Settings = request.app.state.settings
-    principal = authenticate(settings, bearer_token(request))
-    check_job_id(job_id)
-    pool = getattr(request.app.state, "read_pool", None)
-    if pool is not None:
-        row = await repository.aread_row_for_tenant(pool, principal.tenant_id, job_id)
-    else:
-        engine = get_read_engine(settings.database_url)
-        row = repository.read_row_for_tenant(engine, principal.tenant_id, job_id)
-    if row is None:
-        raise NotFound(f"job {job_id} not found; list your jobs with GET /v1/jobs")
-    return row
-
-
-def _fetch_job(session: Session, tenant_id: str, job_id: str) -> Job | None:
-    """Load the tenant's job and end the read (the row stays usable: sessions keep objects on commit)."""
-    job = repository.get_for_tenant(session, tenant_id, job_id)
-    _end_read_only(session)
-    return job

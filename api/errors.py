@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from trainforge.db.async_reads import DatabaseUnavailable
 from trainforge.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -73,9 +72,9 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
     )
 
 
-async def database_unavailable(request: Request, exc: DBAPIError | DatabaseUnavailable) -> JSONResponse:
+async def database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
     """Answer 503 when the database connection failed (the client can retry); other DB errors are bugs."""
-    lost = not isinstance(exc, DBAPIError) or exc.connection_invalidated or isinstance(exc, OperationalError)
+    lost = exc.connection_invalidated or isinstance(exc, OperationalError)
     if not lost:
         return await unexpected_error(request, exc)
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
@@ -98,5 +97,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, database_unavailable)  # type: ignore[arg-type]
-    app.add_exception_handler(DatabaseUnavailable, database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, unexpected_error)

@@ -13,7 +13,6 @@ from api import errors
 from api.middleware import BodyLimitMiddleware
 from api.routes import artifacts, deliveries, events, health, jobs, logs, trainers, webhooks
 from trainforge import __version__
-from trainforge.db.async_reads import AsyncReadPool
 from trainforge.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -26,13 +25,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
-        # Job views read PostgreSQL on async connections of this event loop (see trainforge.db.async_reads).
-        app.state.read_pool = None if settings.is_sqlite else AsyncReadPool(settings.database_url)
         try:
             yield
         finally:
-            if app.state.read_pool is not None:
-                await app.state.read_pool.close()
             await app.state.redis.aclose()
 
     app = FastAPI(
@@ -43,7 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.redis = None
-    app.state.read_pool = None
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     for module in (health, jobs, events, logs, artifacts, trainers, webhooks, deliveries):

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.engine import Row
 
 from trainforge.db.models import Job
 from trainforge.schemas import JobLinks, JobPublic
 
-# A Job, or a row of the jobs table (read-only views skip the ORM): both have the column attributes.
-JobLike = Job | Row[Any]
 ALIASES = {"best.pt": "weights/best.pt", "last.pt": "weights/last.pt"}
 
 
@@ -21,7 +16,7 @@ def run_dir(artifacts_dir: Path, job_id: str) -> Path:
     return artifacts_dir / job_id
 
 
-def job_links(job: JobLike, artifacts_dir: Path | None = None) -> JobLinks:
+def job_links(job: Job, artifacts_dir: Path | None = None) -> JobLinks:
     """Return the links of a job; best/last only when the checkpoint exists."""
     base = f"/v1/jobs/{job.id}"
     links = JobLinks(
@@ -41,7 +36,7 @@ def job_links(job: JobLike, artifacts_dir: Path | None = None) -> JobLinks:
     return links
 
 
-def job_public(job: JobLike, artifacts_dir: Path | None = None) -> JobPublic:
+def job_public(job: Job, artifacts_dir: Path | None = None) -> JobPublic:
     """Return the public view of a job."""
     return JobPublic(
         id=job.id,

@@ -18,9 +18,9 @@ import anyio
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from trainforge.db.models import Job
-from trainforge.db.session import session_scope
+from api.deps import open_session
 from trainforge.events import event_json, list_events
+from trainforge.jobs import repository
 from trainforge.pubsub import events_channel
 from trainforge.settings import Settings
 from trainforge.vocab import TERMINAL, TERMINAL_EVENTS
@@ -29,13 +29,13 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 
-def _load(url: str, job_id: str, after: int) -> tuple[list[dict[str, Any]], bool]:
+def _load(settings: Settings, job_id: str, after: int) -> tuple[list[dict[str, Any]], bool]:
     """Return up to BATCH events after `after`, and whether the job has ended."""
-    with session_scope(url) as session:
+    # The stream outlives its request, so each read opens its own session (nothing to commit).
+    with open_session(settings) as session:
         events = [event_json(e) for e in list_events(session, job_id, after=after, limit=BATCH)]
-        job = session.get(Job, job_id)
-        ended = job is None or job.status in TERMINAL
-    return events, ended
+        status = repository.status_of(session, job_id)
+    return events, status is None or status in TERMINAL
 
 
 def sse_message(event: dict[str, Any]) -> dict[str, Any]:
@@ -56,9 +56,7 @@ class EventStream:
     async def _catch_up(self) -> AsyncIterator[dict[str, Any]]:
         """Yield every persisted event after the last one sent."""
         while not self.done:
-            events, ended = await anyio.to_thread.run_sync(
-                _load, self.settings.database_url, self.job_id, self.last
-            )
+            events, ended = await anyio.to_thread.run_sync(_load, self.settings, self.job_id, self.last)
             for event in events:
                 for message in self._accept(event):
                     yield message

@@ -8,9 +8,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from api.deps import SettingsDep
-from trainforge.db.session import session_scope
+from api.deps import SettingsDep, open_session
 from trainforge.jobs import repository
+from trainforge.settings import Settings
 from trainforge.vocab import JobStatus
 
 router = APIRouter(tags=["health"])
@@ -22,9 +22,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _check_db(url: str) -> None:
+def _check_db(settings: Settings) -> None:
     """Run a trivial query on the database."""
-    with session_scope(url) as session:
+    with open_session(settings) as session:
         session.execute(text("SELECT 1"))
 
 
@@ -34,7 +34,7 @@ async def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         with anyio.fail_after(5):
-            await anyio.to_thread.run_sync(_check_db, settings.database_url)
+            await anyio.to_thread.run_sync(_check_db, settings)
         checks["database"] = "ok"
     except Exception as exc:  # any driver error means "not ready"
         checks["database"] = f"error: {type(exc).__name__}: {exc}"[:300]
@@ -50,16 +50,16 @@ async def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
     )
 
 
-def _counts(url: str) -> dict[str, int]:
+def _counts(settings: Settings) -> dict[str, int]:
     """Return job counts by status."""
-    with session_scope(url) as session:
+    with open_session(settings) as session:
         return repository.count_by_status(session)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(settings: SettingsDep) -> PlainTextResponse:
     """Expose job counts by status in the Prometheus text format."""
-    counts = await anyio.to_thread.run_sync(_counts, settings.database_url)
+    counts = await anyio.to_thread.run_sync(_counts, settings)
     lines = ["# HELP trainforge_jobs Jobs by status.", "# TYPE trainforge_jobs gauge"]
     lines += [f'trainforge_jobs{{status="{s.value}"}} {counts.get(s.value, 0)}' for s in JobStatus]
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

@@ -10,11 +10,11 @@ import anyio
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from api.deps import JobDep, SettingsDep
+from api.deps import JobDep, SettingsDep, open_session
 from api.presenters import run_dir
-from trainforge.db.models import Job
-from trainforge.db.session import session_scope
 from trainforge.errors import NotFound
+from trainforge.jobs import repository
+from trainforge.settings import Settings
 from trainforge.vocab import TERMINAL
 
 router = APIRouter(prefix="/v1/jobs", tags=["logs"])
@@ -23,14 +23,15 @@ CHUNK = 64 * 1024
 POLL_S = 0.25
 
 
-def _ended(url: str, job_id: str) -> bool:
+def _ended(settings: Settings, job_id: str) -> bool:
     """Return whether the job has reached a terminal status."""
-    with session_scope(url) as session:
-        job = session.get(Job, job_id)
-        return job is None or job.status in TERMINAL
+    # The followed log outlives its request, so each check opens its own session (nothing to commit).
+    with open_session(settings) as session:
+        status = repository.status_of(session, job_id)
+    return status is None or status in TERMINAL
 
 
-async def follow(path: Path, database_url: str, job_id: str) -> AsyncIterator[bytes]:
+async def follow(path: Path, settings: Settings, job_id: str) -> AsyncIterator[bytes]:
     """Yield the log as it grows; stop once the job has ended and everything written was sent."""
     offset = 0
     since_check = 0.0
@@ -43,7 +44,7 @@ async def follow(path: Path, database_url: str, job_id: str) -> AsyncIterator[by
         since_check += POLL_S
         if since_check >= 1.0 or not path.exists():
             since_check = 0.0
-            if await anyio.to_thread.run_sync(_ended, database_url, job_id):
+            if await anyio.to_thread.run_sync(_ended, settings, job_id):
                 tail = _read(path, offset)  # what the worker wrote just before it finished
                 if tail:
                     yield tail
@@ -76,9 +77,7 @@ def job_logs(
     """Return the job's training log as text; `?follow=true` keeps streaming until the job ends."""
     path = run_dir(settings.artifacts_dir, job.id) / LOG_NAME
     if follow_:
-        return StreamingResponse(
-            follow(path, settings.database_url, job.id), media_type="text/plain; charset=utf-8"
-        )
+        return StreamingResponse(follow(path, settings, job.id), media_type="text/plain; charset=utf-8")
     if not path.is_file():
         raise NotFound(
             f"job {job.id} has no log yet (status {job.status}); it appears once the job starts — "

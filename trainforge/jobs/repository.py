@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select, update
-from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import Session
 
 from trainforge.cursors import decode_cursor, encode_cursor
-from trainforge.db.async_reads import AsyncReadPool, compile_for_psycopg
 from trainforge.db.models import Job, JobTag
 
 # Built once: this lookup runs on every request about a job, and building the statement costs more
@@ -22,30 +20,9 @@ def get_for_tenant(session: Session, tenant_id: str, job_id: str) -> Job | None:
     return session.execute(_JOB_OF_TENANT, {"job_id": job_id, "tenant_id": tenant_id}).scalar_one_or_none()
 
 
-# What a job view shows (api.presenters.job_public); bookkeeping columns (lease, hashes) stay unread.
-_VIEW_COLUMNS = [
-    c for c in Job.__table__.c if c.name not in {
-        "tenant_id", "idempotency_key", "request_hash", "lease_owner", "heartbeat_at", "event_seq",
-        "cancel_requested_at", "updated_at",
-    }
-]  # fmt: skip
-_JOB_ROW_OF_TENANT = select(*_VIEW_COLUMNS).where(
-    Job.__table__.c.id == bindparam("job_id"), Job.__table__.c.tenant_id == bindparam("tenant_id")
-)
-
-
-def read_row_for_tenant(engine: Engine, tenant_id: str, job_id: str) -> Row[Any] | None:
-    """Return the tenant's job as a plain row (read-only views: no session, no ORM object)."""
-    with engine.connect() as conn:
-        return conn.execute(_JOB_ROW_OF_TENANT, {"job_id": job_id, "tenant_id": tenant_id}).first()
-
-
-_JOB_ROW_OF_TENANT_PG = compile_for_psycopg(_JOB_ROW_OF_TENANT)
-
-
-async def aread_row_for_tenant(pool: AsyncReadPool, tenant_id: str, job_id: str) -> Any:
-    """Return the tenant's job as a plain row read on PostgreSQL without blocking the event loop."""
-    return await pool.fetch_one(_JOB_ROW_OF_TENANT_PG, {"job_id": job_id, "tenant_id": tenant_id})
+def status_of(session: Session, job_id: str) -> str | None:
+    """Return a job's status, or None when it is gone (streams re-check it without loading the row)."""
+    return session.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
 
 
 def get_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job | None:
