@@ -3,7 +3,8 @@
 Only boundaries commit: a request (the API's session dependency) or a task / training child
 (`session_scope()`). Work that must not happen unless the transaction commits (a Redis publish,
 a Celery send) is registered with `after_commit(session, fn)` and runs right after COMMIT;
-a rollback drops it.
+a rollback drops it, and rolling back a savepoint (`savepoint(session)`) drops only what was
+registered inside it.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from trainforge.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 _AFTER_COMMIT = "trainforge.after_commit"
+_SAVEPOINT_MARKS = "trainforge.savepoint_marks"
 _engines: dict[str, Engine] = {}
 _factories: dict[str, sessionmaker[Session]] = {}
 _lock = threading.Lock()
@@ -130,6 +132,7 @@ def after_commit(session: Session, fn: Callable[[], Any]) -> None:
 def _run_after_commit(session: Session) -> None:
     """Flush the after-commit buffer; a failing callback is logged, never raised (the data is saved)."""
     callbacks = session.info.pop(_AFTER_COMMIT, None)
+    session.info.pop(_SAVEPOINT_MARKS, None)
     for fn in callbacks or ():
         try:
             fn()
@@ -137,7 +140,36 @@ def _run_after_commit(session: Session) -> None:
             log.exception("after-commit callback %r failed", fn)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_after_commit(session: Session) -> None:
-    """Forget work registered in a transaction that rolled back."""
+def savepoint(session: Session) -> SessionTransaction:
+    """Begin a savepoint whose rollback undoes only its own work, on SQLite too.
+
+    Python's sqlite3 opens a transaction only before a write, so a SAVEPOINT issued first would
+    itself start the transaction and its RELEASE would commit everything: open it explicitly.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        connection = session.connection()
+        if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            connection.exec_driver_sql("BEGIN")
+    return session.begin_nested()
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    """Remember how much of the after-commit buffer predates a savepoint."""
+    if transaction.nested:
+        marks = session.info.setdefault(_SAVEPOINT_MARKS, {})
+        marks[transaction] = len(session.info.get(_AFTER_COMMIT, ()))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_commit(session: Session, previous_transaction: SessionTransaction) -> None:
+    """Forget work registered in a transaction (or savepoint) that rolled back."""
+    if previous_transaction.parent is not None and not previous_transaction.nested:
+        return  # a failed flush's inner scope: the savepoint or transaction around it decides
+    if previous_transaction.nested:
+        mark = session.info.get(_SAVEPOINT_MARKS, {}).pop(previous_transaction, None)
+        if mark is not None:
+            del session.info.get(_AFTER_COMMIT, [])[mark:]
+        return
     session.info.pop(_AFTER_COMMIT, None)
+    session.info.pop(_SAVEPOINT_MARKS, None)

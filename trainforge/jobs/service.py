@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from trainer_engine.cfg import ConfigError, get_cfg
 from trainforge import events, pubsub
 from trainforge.db.models import Job, JobTag
+from trainforge.db.session import savepoint
 from trainforge.db.types import new_id, utcnow
 from trainforge.errors import Conflict, Invalid
 from trainforge.jobs import repository
@@ -106,13 +107,14 @@ def create_job(
         request_hash=digest,
         created_at=utcnow(),
     )
-    session.add(job)
-    session.add_all(JobTag(job_id=job.id, tag=tag) for tag in body.tags)
     try:
-        session.flush()
+        # A savepoint, so losing the race undoes only this insert: rolling back the whole request
+        # would also drop what it registered to run after commit.
+        with savepoint(session):
+            session.add(job)
+            session.add_all(JobTag(job_id=job.id, tag=tag) for tag in body.tags)
     except IntegrityError:
         # Another request with the same Idempotency-Key won the race: answer with its job.
-        session.rollback()
         existing = _existing(session, tenant_id, idempotency_key or "", digest)
         if existing is None:
             raise

@@ -73,7 +73,7 @@ class Claim:
 def deliver(delivery_id: str, resolver: Resolver = system_resolver, db_url: str | None = None) -> str:
     """Claim, attempt and record one delivery; return what happened ("sent", "retry", "busy", ...)."""
     settings = get_settings()
-    with session_scope(db_url) as session:
+    with session_scope(db_url) as session:  # commits the claim before the HTTP call
         claim = claim_delivery(session, delivery_id, settings)
     if isinstance(claim, str):
         return claim
@@ -98,7 +98,10 @@ def deliver(delivery_id: str, resolver: Resolver = system_resolver, db_url: str 
 
 
 def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Claim | str:
-    """Take a due delivery with one guarded UPDATE and commit; return the Claim or why it was not taken."""
+    """Take a due delivery with one guarded UPDATE; return the Claim or why it was not taken.
+
+    Never commits: the caller's boundary does, before the HTTP attempt starts.
+    """
     now = utcnow()
     # One read for the delivery and its endpoint (current secrets), one write to claim it: every
     # statement here runs once per delivery, so they are kept few and built once (see _statements).
@@ -127,7 +130,6 @@ def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Cl
             after_commit(session, functools.partial(send_delivery, delivery_id, countdown=BUSY_RETRY_S))
             return "busy"
         return "taken"
-    session.commit()
     request = _request(row, endpoint, now)
     if isinstance(request, str):
         return Claim(delivery_id, int(attempt), until, row.endpoint_id, refusal=request)
