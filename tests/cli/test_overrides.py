@@ -1,4 +1,4 @@
-"""key=value overrides read as YAML 1.2 scalars, and the errors a malformed one gets."""
+"""key=value overrides typed by the engine's parser (one meaning everywhere), and the errors of bad ones."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from trainforge.cli.overrides import OverrideError, parse_override, parse_overrides, parse_value
+from trainer_engine.cfg import parse_key_values, parse_value
+from trainforge.cli.overrides import OverrideError, parse_override, parse_overrides
 
 
 @pytest.mark.parametrize(
@@ -20,7 +21,11 @@ from trainforge.cli.overrides import OverrideError, parse_override, parse_overri
         ("amp=false", ("amp", False)),
         ("amp=True", ("amp", True)),
         ("model=null", ("model", None)),
-        ("model=~", ("model", None)),
+        ("conf=none", ("conf", None)),  # the engine's spelling of None, now the CLI's too
+        ("conf=None", ("conf", None)),
+        ("amp=FALSE", ("amp", False)),
+        ('name="none"', ("name", "none")),  # quoted: the string
+        ("model=~", ("model", "~")),
         ("data=synthetic:classify", ("data", "synthetic:classify")),
         ("device=0,1", ("device", "0,1")),
         ("device=cpu", ("device", "cpu")),
@@ -33,19 +38,21 @@ from trainforge.cli.overrides import OverrideError, parse_override, parse_overri
         ("classes=[0,2]", ("classes", [0, 2])),
         ("extra={a: 1}", ("extra", {"a": 1})),
         ("project=runs/exp=1", ("project", "runs/exp=1")),  # only the first '=' splits
-        ("warmup_epochs=0x10", ("warmup_epochs", 16)),
+        ("warmup_epochs=0x10", ("warmup_epochs", "0x10")),
         (" epochs=3", ("epochs", 3)),
     ],
 )
-def test_parse_override_types_values_as_yaml_would(argument: str, expected: tuple[str, object]) -> None:
+def test_parse_override_types_values_as_the_engine_does(argument: str, expected: tuple[str, object]) -> None:
     assert parse_override(argument) == expected
     assert type(parse_override(argument)[1]) is type(expected[1])
+    # The CLI adds argument checks only: the value is the engine's.
+    assert parse_key_values([argument.strip()]) == dict([expected])
 
 
 def test_special_floats() -> None:
-    assert parse_value(".inf") == math.inf
-    assert parse_value("-.inf") == -math.inf
-    assert math.isnan(parse_value(".nan"))
+    assert parse_value("inf") == math.inf
+    assert parse_value("-inf") == -math.inf
+    assert math.isnan(parse_value("nan"))
 
 
 @pytest.mark.parametrize(

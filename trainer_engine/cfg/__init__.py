@@ -23,6 +23,7 @@ __all__ = [
     "model_cfg_path",
     "override_schema",
     "parse_key_values",
+    "parse_value",
 ]
 
 # Task name -> "module:Class" of its trainer; strings so that importing this module needs no torch.
@@ -139,7 +140,14 @@ def parse_key_values(args: list[str]) -> dict[str, Any]:
 
 
 def parse_value(raw: str) -> Any:
-    """Turn one CLI value into None, a bool, an int, a float, a list or a string."""
+    """Turn one CLI value into None, a bool, an int, a float, a list, a mapping or a string.
+
+    `none`/`null`/empty is None and `true`/`false` a bool (any case); then an int, a float, a YAML
+    `[...]` list or `{...}` mapping; anything else stays a string. Quote it to keep it one
+    (`name='"none"'` in a shell).
+    """
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        return raw[1:-1]
     lowered = raw.lower()
     if lowered in ("none", "null", ""):
         return None
@@ -150,9 +158,10 @@ def parse_value(raw: str) -> Any:
             return number(raw)
         except ValueError:
             pass
-    if raw.startswith("["):
+    if raw[:1] in "[{":
         try:
             return yaml.safe_load(raw)
         except yaml.YAMLError as e:
-            raise ConfigError(None, f"cannot read list value {raw!r}: write it like [0,1]") from e
+            message = f"cannot read {raw!r} as a YAML list or mapping: write it like [0,1] or {{a: 1}}"
+            raise ConfigError(None, message) from e
     return raw
