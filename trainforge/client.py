@@ -5,31 +5,46 @@
     for event in client.stream_events(job["id"]):
         print(event["seq"], event["type"], event["data"])
 
-Every method returns the API's JSON (dicts and lists). A 4xx/5xx answer, or a server that cannot be
-reached, raises `TrainforgeError` carrying the HTTP status and the API's own message.
+Every method returns the API's JSON (dicts and lists), read through the API's own response models
+(`trainforge.schemas`), so a page's items and cursor are where the schema says. A 4xx/5xx answer, a
+body that does not match the schema, or a server that cannot be reached raises `TrainforgeError`
+carrying the HTTP status and the API's own message.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
+from trainforge.schemas import (
+    ArtifactsPublic,
+    EventPublic,
+    EventsPublic,
+    JobAccepted,
+    JobPublic,
+    JobsPublic,
+    TrainersPublic,
+)
 from trainforge.vocab import TERMINAL, TERMINAL_EVENTS
+from trainforge.webhooks.schemas import DeliveriesPublic
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 # Aliases at module level: inside the class, `list` names the method, not the type.
 JSON = dict[str, Any]
 JSONList = list[dict[str, Any]]
+Model = TypeVar("Model", bound=BaseModel)
+# The listings that page with a cursor (`data` and `next_cursor`).
+Page = JobsPublic | EventsPublic | DeliveriesPublic
 
 
 class TrainforgeError(Exception):
@@ -157,11 +172,11 @@ class TrainforgeClient:
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return self._json("POST", "/v1/jobs", json=body, headers=headers)
+        return _dump(self._parse(JobAccepted, "POST", "/v1/jobs", json=body, headers=headers))
 
     def status(self, job_id: str) -> JSON:
         """Return one job: status, epoch, progress, latest metrics, best/last, error."""
-        return self._json("GET", f"/v1/jobs/{_seg(job_id)}")
+        return _dump(self._parse(JobPublic, "GET", f"/v1/jobs/{_seg(job_id)}"))
 
     def list(self, status: str | None = None, tag: str | None = None, limit: int | None = None) -> JSONList:
         """Return the tenant's jobs, newest first, following the cursor up to `limit` jobs."""
@@ -172,11 +187,11 @@ class TrainforgeClient:
     ) -> Iterator[JSON]:
         """Yield the tenant's jobs, newest first, fetching pages as needed."""
         params = {"status": status, "tag": tag, "limit": min(limit, 100) if limit else None}
-        yield from self._paginate("/v1/jobs", params, limit, cursor_param="cursor")
+        yield from self._paginate(JobsPublic, "/v1/jobs", params, limit, cursor_param="cursor")
 
     def cancel(self, job_id: str) -> JSON:
         """Ask the API to cancel a job; return the job as it is now (cancelling or cancelled)."""
-        return self._json("POST", f"/v1/jobs/{_seg(job_id)}/cancel")
+        return _dump(self._parse(JobPublic, "POST", f"/v1/jobs/{_seg(job_id)}/cancel"))
 
     def wait(self, job_id: str, timeout: float | None = None, poll_s: float = 1.0) -> JSON:
         """Poll until the job ends (succeeded, failed, cancelled); return it."""
@@ -192,9 +207,8 @@ class TrainforgeClient:
     def deliveries(self, job_id: str, status: str | None = None, limit: int | None = None) -> JSONList:
         """Return the job's webhook deliveries (oldest first), each with its attempts."""
         params = {"status": status, "limit": min(limit, 1000) if limit else None}
-        return list(
-            self._paginate(f"/v1/jobs/{_seg(job_id)}/deliveries", params, limit, cursor_param="cursor")
-        )
+        path = f"/v1/jobs/{_seg(job_id)}/deliveries"
+        return list(self._paginate(DeliveriesPublic, path, params, limit, cursor_param="cursor"))
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -202,7 +216,8 @@ class TrainforgeClient:
         """Return the job's stored events in order, those with seq > `after` when given."""
         params = {"after": after, "limit": min(limit, 500) if limit else None}
         # The events page's next_cursor is a seq, passed back as `after`.
-        return list(self._paginate(f"/v1/jobs/{_seg(job_id)}/events", params, limit, cursor_param="after"))
+        path = f"/v1/jobs/{_seg(job_id)}/events"
+        return list(self._paginate(EventsPublic, path, params, limit, cursor_param="after"))
 
     def stream_events(
         self,
@@ -258,7 +273,7 @@ class TrainforgeClient:
             for line in response.iter_lines():
                 message = parser.feed(line)
                 if message is not None:
-                    yield _decode_event(message), message["id"]
+                    yield _decode_event(message, self.base_url, url), message["id"]
 
     def _ended(self, job_id: str) -> bool:
         return self.status(job_id).get("status") in TERMINAL
@@ -289,7 +304,8 @@ class TrainforgeClient:
 
     def artifacts(self, job_id: str) -> JSONList:
         """List the job's artifacts (best.pt, last.pt, results.csv, ...)."""
-        return _items(self._json("GET", f"/v1/jobs/{_seg(job_id)}/artifacts"))
+        page = self._parse(ArtifactsPublic, "GET", f"/v1/jobs/{_seg(job_id)}/artifacts")
+        return [_dump(item) for item in page.data]
 
     def download(self, job_id: str, name: str, dest: str | os.PathLike[str] = ".") -> Path:
         """Download one artifact to `dest` (a folder, or a file path); return the file's path."""
@@ -315,26 +331,33 @@ class TrainforgeClient:
 
     def trainers(self) -> JSONList:
         """List the trainers this server can run, each with the override keys it accepts."""
-        return _items(self._json("GET", "/v1/trainers"))
+        return [_dump(item) for item in self._parse(TrainersPublic, "GET", "/v1/trainers").data]
 
     # -- plumbing -------------------------------------------------------------------------------
 
     def _paginate(
-        self, path: str, params: dict[str, Any], limit: int | None, cursor_param: str
+        self, model: type[Page], path: str, params: dict[str, Any], limit: int | None, cursor_param: str
     ) -> Iterator[JSON]:
         query = {key: value for key, value in params.items() if value is not None}
         seen = 0
         while True:
-            page = self._json("GET", path, params=query)
-            for item in _items(page):
-                yield item
+            page = self._parse(model, "GET", path, params=query)
+            for item in page.data:
+                yield _dump(item)
                 seen += 1
                 if limit is not None and seen >= limit:
                     return
-            cursor = _next_cursor(page)
-            if not cursor:
+            if page.next_cursor is None:
                 return
-            query[cursor_param] = cursor
+            query[cursor_param] = page.next_cursor
+
+    def _parse(self, model: type[Model], method: str, path: str, **kwargs: Any) -> Model:
+        """Read the answer as the API's response model; a body of another shape is an error."""
+        body = self._json(method, path, **kwargs)
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise _schema_error(self.base_url, path, exc) from None
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
@@ -363,34 +386,27 @@ def _seg(value: str) -> str:
     return quote(str(value), safe="")
 
 
-def _items(page: Any) -> JSONList:
-    if isinstance(page, list):
-        return page
-    if isinstance(page, dict):
-        for key in ("data", "items", "jobs", "events", "artifacts", "trainers", "results"):
-            if isinstance(page.get(key), list):
-                return page[key]
-    return []
+def _dump(model: BaseModel) -> JSON:
+    """Return a response model as the JSON the API sent."""
+    return model.model_dump(mode="json")
 
 
-def _next_cursor(page: Any) -> str | None:
-    if not isinstance(page, dict):
-        return None
-    for key in ("next_cursor", "cursor", "next"):
-        value = page.get(key)
-        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
-            return str(value)
-    return None
+def _schema_error(base_url: str, path: str, exc: ValidationError) -> TrainforgeError:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return TrainforgeError(
+        f"the server at {base_url} answered {path} with a body this client cannot read "
+        f"({where}: {first['msg']}); is it a trainforge API of the same version?",
+        200,  # answered, just not readable: not worth a reconnect
+    )
 
 
-def _decode_event(message: dict[str, Any]) -> JSON:
+def _decode_event(message: dict[str, Any], base_url: str, path: str) -> JSON:
+    """Read one SSE message's data as the API's event model."""
     try:
-        event = json.loads(message["data"])
-    except ValueError:
-        event = {"type": message["event"], "data": message["data"]}
-    if not isinstance(event, dict):
-        event = {"type": message["event"], "data": event}
-    return event
+        return _dump(EventPublic.model_validate_json(message["data"]))
+    except ValidationError as exc:
+        raise _schema_error(base_url, path, exc) from None
 
 
 def _raise_for_status(response: httpx.Response, read: bool = False) -> None:

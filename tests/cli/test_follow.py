@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from client.bodies import event, job
 
 from trainforge.cli.follow import CLEAR_LINE, artifact_link, follow_job, live_line
 from trainforge.client import TrainforgeClient
@@ -17,9 +18,10 @@ from trainforge.client import TrainforgeClient
 def sse_body(events: list[dict], pause_s: float = 0.0) -> httpx.SyncByteStream:
     class Body(httpx.SyncByteStream):
         def __iter__(self) -> Iterator[bytes]:
-            for seq, event in enumerate(events, 1):
+            for seq, item in enumerate(events, 1):
                 time.sleep(pause_s)
-                yield f"id: {seq}\ndata: {json.dumps({'seq': seq, **event})}\n\n".encode()
+                body = event(seq, item["type"], item.get("data", {}))
+                yield f"id: {seq}\ndata: {json.dumps(body)}\n\n".encode()
 
     return Body()
 
@@ -43,9 +45,9 @@ def make_client(events: list[dict], final: str, pause_s: float = 0.0) -> Trainfo
         if pause_s:  # while the stream runs, the job is mid-epoch
             progress = {"epoch": 2, "batch": 3, "batches": 10}
             return httpx.Response(
-                200, json={"status": "running", "epoch": 1, "epochs": 2, "progress": progress}
+                200, json={**job("J", "running"), "epoch": 1, "epochs": 2, "progress": progress}
             )
-        return httpx.Response(200, json={"id": "J", "status": final})
+        return httpx.Response(200, json=job("J", final))
 
     return TrainforgeClient("http://api", "t", transport=httpx.MockTransport(handler))
 

@@ -101,7 +101,7 @@ def test_job_block_shows_interesting_fields_only() -> None:
     [
         ({"epoch": None, "epochs": None}, None),
         ({"epoch": 3, "epochs": 4}, 0.75),
-        ({"epoch": 0, "epochs": 4, "progress": {"fraction": 0.1}}, 0.1),
+        ({"epoch": 1, "epochs": 4, "progress": {"losses": {"train/loss": 0.5}}}, 0.25),  # no batch count
         ({"epoch": 0, "epochs": 4, "progress": {"batch": 2, "batches": 4, "epoch": 1}}, 0.125),
     ],
 )
@@ -113,7 +113,7 @@ def test_jobs_and_trainers_tables() -> None:
     jobs = [{"id": "j1", "name": None, "trainer": "classify", "status": "queued", "tags": ["x"]}]
     assert output.jobs_table(jobs).splitlines()[1].split() == ["j1", "-", "classify", "queued", "-", "-", "x"]
     trainers = [
-        {"name": "classify", "task": "classify", "target": "m:C", "overrides": {"epochs": {}, "lr0": {}}}
+        {"name": "classify", "task": "classify", "ref": "m:C", "overrides": {"epochs": {}, "lr0": {}}}
     ]
     assert output.trainers_table(trainers).splitlines()[1].split() == ["classify", "classify", "m:C", "2"]
     schema = {"epochs": {"type": "int", "default": 100, "help": "epochs to train"}, "amp": {"default": True}}

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from client.bodies import NOW, job, links
 from trainforge.client import SSEParser, TrainforgeClient, TrainforgeError, error_message
 
 
 def sse(seq: int, kind: str = "on_fit_epoch_end", **data: object) -> bytes:
-    event = {"id": f"e{seq}", "job_id": "j", "seq": seq, "type": kind, "data": data}
+    event = {"id": f"e{seq}", "job_id": "j", "seq": seq, "type": kind, "created_at": NOW, "data": data}
     return f"id: {seq}\nevent: {kind}\ndata: {json.dumps(event)}\n\n".encode()
 
 
@@ -69,7 +70,7 @@ def test_submit_sends_the_documented_body_and_idempotency_key() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(202, json={"id": "j1", "status": "queued", "links": {}})
+        return httpx.Response(202, json={"id": "j1", "status": "queued", "links": links("j1")})
 
     client = TrainforgeClient("http://api/", "t", transport=httpx.MockTransport(handler))
     job = client.submit(
@@ -91,14 +92,17 @@ def test_ids_are_quoted_into_one_path_segment() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         paths.append(request.url.raw_path.decode())
-        return httpx.Response(200, json={})
+        return httpx.Response(200, json=job("../trainers"))
 
     TrainforgeClient("http://api", "t", transport=httpx.MockTransport(handler)).status("../trainers")
     assert paths == ["/v1/jobs/..%2Ftrainers"]
 
 
 def test_list_follows_the_cursor_until_the_limit() -> None:
-    pages = {None: {"data": [{"id": "3"}, {"id": "2"}], "next_cursor": "c2"}, "c2": {"data": [{"id": "1"}]}}
+    pages = {
+        None: {"data": [job("3"), job("2")], "next_cursor": "c2"},
+        "c2": {"data": [job("1")], "next_cursor": None},
+    }
     queries: list[dict[str, str]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -109,6 +113,18 @@ def test_list_follows_the_cursor_until_the_limit() -> None:
     assert [job["id"] for job in client.list(status="queued")] == ["3", "2", "1"]
     assert queries == [{"status": "queued"}, {"status": "queued", "cursor": "c2"}]
     assert [job["id"] for job in client.list(limit=2)] == ["3", "2"]
+
+
+@pytest.mark.parametrize(
+    "page",
+    [{"items": [job("1")]}, {"data": [{"id": "1"}], "next_cursor": None}, {"data": [job("1")], "next": "c"}],
+)
+def test_a_page_of_another_shape_is_a_clear_error(page: dict[str, object]) -> None:
+    client = TrainforgeClient(
+        "http://api", "t", transport=httpx.MockTransport(lambda r: httpx.Response(200, json=page))
+    )
+    with pytest.raises(TrainforgeError, match="answered /v1/jobs with a body this client cannot read"):
+        client.list()
 
 
 def test_sse_parser_follows_the_whatwg_rules() -> None:
@@ -153,7 +169,7 @@ def test_stream_ends_when_the_server_closes_an_ended_job(monkeypatch) -> None:
             return httpx.Response(
                 200, headers={"content-type": "text/event-stream"}, stream=CutStream([], False)
             )
-        return httpx.Response(200, json={"id": "j", "status": "failed"})
+        return httpx.Response(200, json=job("j", "failed"))
 
     client = TrainforgeClient("http://api", "t", transport=httpx.MockTransport(handler))
     assert list(client.stream_events("j", last_event_id=9)) == []

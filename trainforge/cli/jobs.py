@@ -284,7 +284,7 @@ def cmd_trainers(args: argparse.Namespace, client: TrainforgeClient) -> int:
     if args.json:
         _print_json(trainers[0] if args.name else trainers)
     elif args.name:
-        schema = trainers[0].get("overrides") or trainers[0].get("override_schema") or {}
+        schema = trainers[0].get("overrides") or {}
         print(output.schema_table(schema))
     else:
         print(output.trainers_table(trainers))

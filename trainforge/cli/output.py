@@ -186,9 +186,6 @@ def progress_fraction(job: Mapping[str, Any]) -> float | None:
     """How far the whole run is, from the job's progress field or else its epoch counter."""
     progress = job.get("progress")
     if isinstance(progress, Mapping):
-        for key in ("fraction", "overall"):
-            if isinstance(progress.get(key), int | float):
-                return float(progress[key])
         batch, batches = progress.get("batch"), progress.get("batches")
         # progress["epoch"] is the 1-based epoch in progress; job["epoch"] the last one finished.
         epoch = progress.get("epoch", (job.get("epoch") or 0) + 1)
@@ -203,34 +200,24 @@ def progress_fraction(job: Mapping[str, Any]) -> float | None:
 
 def _link(job: Mapping[str, Any], name: str) -> str | None:
     links = job.get("links")
-    if isinstance(links, Mapping) and links.get(name):
-        return str(links[name])
-    value = job.get(name)
-    return str(value) if value else None
+    return str(links[name]) if isinstance(links, Mapping) and links.get(name) else None
 
 
 def trainers_table(trainers: Iterable[Mapping[str, Any]]) -> str:
     """Tabulate trainers with what each runs and how many override keys it accepts."""
     rows = []
     for trainer in trainers:
-        keys = trainer.get("overrides") or trainer.get("override_schema") or trainer.get("schema") or {}
-        target = trainer.get("target") or trainer.get("ref") or trainer.get("class") or trainer.get("path")
-        rows.append((trainer.get("name"), trainer.get("task"), target, len(keys)))
+        keys = trainer.get("overrides") or {}
+        rows.append((trainer.get("name"), trainer.get("task"), trainer.get("ref"), len(keys)))
     return table(rows, ("name", "task", "class", "override keys"))
 
 
-def schema_table(schema: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
-    """Tabulate one trainer's override keys: name, type, default and help."""
-    items: list[Mapping[str, Any]]
-    if isinstance(schema, Mapping):
-        items = [
-            {"name": key, **(value if isinstance(value, Mapping) else {})} for key, value in schema.items()
-        ]
-    else:
-        items = list(schema)
+def schema_table(schema: Mapping[str, Mapping[str, Any]]) -> str:
+    """Tabulate one trainer's override keys (TrainerPublic.overrides): name, type, default and help."""
+    items = [{"name": key, **value} for key, value in schema.items()]
     rows = [
         (
-            item.get("name") or item.get("key"),
+            item.get("name"),
             item.get("type"),
             _default(item.get("default")),
             item.get("help"),
