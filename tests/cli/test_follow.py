@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from client.bodies import event, job
 
+from tests.client.bodies import event, job
 from trainforge.cli.follow import CLEAR_LINE, artifact_link, follow_job, live_line
 from trainforge.client import TrainforgeClient
 

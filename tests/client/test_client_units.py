@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from client.bodies import NOW, job, links
+from tests.client.bodies import NOW, job, links
 from trainforge.client import SSEParser, TrainforgeClient, TrainforgeError, error_message
 
 
