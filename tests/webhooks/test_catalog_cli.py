@@ -12,6 +12,12 @@ from trainforge.webhooks.outbox import matches
 
 def test_trainer_event_types_are_the_engines_non_batch_events() -> None:
     assert list(TRAINER_EVENT_TYPES) == [e for e in TRAINER_EVENTS if e not in BATCH_EVENTS]
+    # What receivers subscribe to: a change here changes the public API, so it is spelled out.
+    assert TRAINER_EVENT_TYPES == (
+        "on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_start", "on_train_epoch_start",
+        "on_train_epoch_end", "on_model_save", "on_fit_epoch_end", "on_params_update", "on_train_end",
+        "teardown",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import difflib
 
+from trainer_engine.cfg.events import BATCH_EVENTS, TRAINER_EVENTS
 from trainforge.vocab import ENDPOINT_DISABLED_EVENT, LIFECYCLE_EVENTS
 
-# The engine's non-batch trainer callbacks, as the worker's bridge records them. The service may not
-# import the engine (only its cfg), so the names are listed here; a test checks them against the engine.
-TRAINER_EVENT_TYPES: tuple[str, ...] = (
-    "on_pretrain_routine_start",
-    "on_pretrain_routine_end",
-    "on_train_start",
-    "on_train_epoch_start",
-    "on_train_epoch_end",
-    "on_model_save",
-    "on_fit_epoch_end",
-    "on_params_update",
-    "on_train_end",
-    "teardown",
-)
+# The engine's non-batch trainer events, in declared order: what the worker's bridge records as job
+# events (batch events only update the job's progress). cfg.events is the engine's torch-free part.
+TRAINER_EVENT_TYPES: tuple[str, ...] = tuple(e for e in TRAINER_EVENTS if e not in BATCH_EVENTS)
 LIFECYCLE_EVENT_TYPES: tuple[str, ...] = tuple(LIFECYCLE_EVENTS.values())
 EVENT_TYPES: tuple[str, ...] = (*TRAINER_EVENT_TYPES, *LIFECYCLE_EVENT_TYPES, ENDPOINT_DISABLED_EVENT)
 FAMILIES: tuple[str, ...] = ("job.*", "webhook.*", "on_*")
