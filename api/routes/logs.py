@@ -11,14 +11,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from api.deps import JobDep, SettingsDep
-from api.presenters import run_dir
 from trainforge.db.models import Job
 from trainforge.db.session import session_scope
 from trainforge.errors import NotFound
 from trainforge.jobs.state import TERMINAL
+from trainforge.rundir import RunDir
 
 router = APIRouter(prefix="/v1/jobs", tags=["logs"])
-LOG_NAME = "train.log"
 CHUNK = 64 * 1024
 POLL_S = 0.25
 
@@ -74,7 +73,7 @@ def job_logs(
     tail: Annotated[int | None, Query(ge=1, description="Only the last N bytes.")] = None,
 ) -> StreamingResponse | PlainTextResponse:
     """Return the job's training log as text; `?follow=true` keeps streaming until the job ends."""
-    path = run_dir(settings.artifacts_dir, job.id) / LOG_NAME
+    path = RunDir.of(settings.artifacts_dir, job.id).log
     if follow_:
         return StreamingResponse(
             follow(path, settings.database_url, job.id), media_type="text/plain; charset=utf-8"
