@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_engine.engine.callbacks import BATCH_EVENTS, TRAINER_EVENTS
+from trainforge.rundir import RunDir
 from worker.emitter import Emitter, EventItem
 
 EPOCH_EVENTS = frozenset(
@@ -51,7 +52,7 @@ def dedupe_key(event: str, epoch: int | None, attempt: int) -> str:
 class EventBridge:
     """Callbacks that turn a trainer's events into job events and progress updates."""
 
-    def __init__(self, emitter: Emitter, run_dir: Path, attempt: int = 1) -> None:
+    def __init__(self, emitter: Emitter, run_dir: RunDir, attempt: int = 1) -> None:
         self.emitter = emitter
         self.run_dir = run_dir
         self.attempt = attempt
@@ -127,7 +128,7 @@ class EventBridge:
         for key in ("best", "last"):
             path = getattr(trainer, key, None)
             if path is not None and Path(path).is_file():
-                found[key] = _relative(Path(path), self.run_dir)
+                found[key] = self.run_dir.relative(path)
         return found
 
     @staticmethod
@@ -165,11 +166,3 @@ def _len(obj: Any) -> int | None:
         return len(obj)
     except TypeError:
         return None
-
-
-def _relative(path: Path, base: Path) -> str:
-    """Return `path` relative to `base` when inside it, else as given."""
-    try:
-        return path.resolve().relative_to(base.resolve()).as_posix()
-    except ValueError:
-        return str(path)

@@ -52,20 +52,11 @@ def reemit_checkpoint_epoch(bridge: EventBridge, trainer: Any, last_pt: Path) ->
         return 0
     summary.setdefault("epochs", getattr(trainer, "epochs", None))
     data = {**summary, "resumed_from_checkpoint": True}
-    run_files = {"last": _relative(last_pt, bridge.run_dir)}
-    best = last_pt.with_name("best.pt")
-    if best.is_file():
-        run_files["best"] = _relative(best, bridge.run_dir)
+    run_files = {"last": bridge.run_dir.relative(last_pt)}
+    if bridge.run_dir.best.is_file():
+        run_files["best"] = bridge.run_dir.relative(bridge.run_dir.best)
     for event in CHECKPOINT_EPOCH_EVENTS:
         event_data = {**data, **run_files} if event != "on_train_epoch_end" else dict(data)
         key = dedupe_key(event, summary["epoch"], bridge.attempt)
         bridge.emitter.event(EventItem(event, event_data, key))
     return len(CHECKPOINT_EPOCH_EVENTS)
-
-
-def _relative(path: Path, base: Path) -> str:
-    """Return `path` relative to `base` (posix), or as given when outside it."""
-    try:
-        return path.resolve().relative_to(base.resolve()).as_posix()
-    except ValueError:
-        return str(path)

@@ -9,6 +9,7 @@ import pytest
 from trainers import TickTrainer  # tests/worker/trainers.py
 
 from trainer_engine.engine.callbacks import BATCH_EVENTS
+from trainforge.rundir import RunDir
 from worker import bridge as bridge_module
 from worker.bridge import EventBridge, dedupe_key, plain
 from worker.emitter import EventItem
@@ -41,7 +42,7 @@ def run(tmp_path, monkeypatch):
             {"event": recorder.event, "progress": recorder.progress_update, "flush": lambda self: True},
         )()
         trainer = TickTrainer(overrides={"project": str(tmp_path), "name": "job", **overrides})
-        EventBridge(emitter, tmp_path / "job", attempt=2).attach(trainer)
+        EventBridge(emitter, RunDir.of(tmp_path, "job"), attempt=2).attach(trainer)
         trainer.train()
         return recorder
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from trainforge.rundir import RunDir
 from worker.bridge import EventBridge
 from worker.resume import checkpoint_summary, reemit_checkpoint_epoch
 
@@ -37,7 +38,7 @@ def test_checkpoint_epoch_events_are_queued_again_with_epoch_keys(tmp_path):
     )
     (tmp_path / "weights" / "best.pt").write_bytes(b"x")
     recorder = Recorder()
-    bridge = EventBridge(recorder, tmp_path, attempt=2)
+    bridge = EventBridge(recorder, RunDir(tmp_path), attempt=2)
     assert reemit_checkpoint_epoch(bridge, object(), last) == 3
     assert [e.type for e in recorder.events] == ["on_train_epoch_end", "on_model_save", "on_fit_epoch_end"]
     assert [e.dedupe_key for e in recorder.events] == [
@@ -67,7 +68,7 @@ def test_unreadable_or_epochless_checkpoints_re_emit_nothing(tmp_path, content):
         last.write_bytes(content)
     assert checkpoint_summary(last) is None
     recorder = Recorder()
-    assert reemit_checkpoint_epoch(EventBridge(recorder, tmp_path), object(), last) == 0
+    assert reemit_checkpoint_epoch(EventBridge(recorder, RunDir(tmp_path)), object(), last) == 0
     assert recorder.events == []
 
 
@@ -78,10 +79,10 @@ def test_a_run_whose_every_epoch_was_saved_finishes_without_training(tmp_path):
     metrics = {"metrics/accuracy_top1": 0.5, "fitness": 0.5}
     save_checkpoint(last, epoch=1, epochs=2, train_metrics=metrics, train_args={"epochs": 2})
     recorder = Recorder()
-    outcome = _finished_before(tmp_path, EventBridge(recorder, tmp_path, attempt=2))
+    outcome = _finished_before(RunDir(tmp_path), EventBridge(recorder, RunDir(tmp_path), attempt=2))
     assert outcome is not None and outcome.ok and outcome.stop_reason is None
     assert (outcome.epoch, outcome.epochs, outcome.last) == (2, 2, "weights/last.pt")
     assert [e.dedupe_key for e in recorder.events][-1] == "on_fit_epoch_end:2"
 
     save_checkpoint(last, epoch=0, epochs=2, train_metrics=metrics, train_args={"epochs": 2})
-    assert _finished_before(tmp_path, EventBridge(Recorder(), tmp_path, attempt=2)) is None
+    assert _finished_before(RunDir(tmp_path), EventBridge(Recorder(), RunDir(tmp_path), attempt=2)) is None
