@@ -11,7 +11,7 @@ from trainers import TickTrainer  # tests/worker/trainers.py
 from trainer_engine.engine.callbacks import BATCH_EVENTS
 from trainforge.rundir import RunDir
 from worker import bridge as bridge_module
-from worker.bridge import EventBridge, dedupe_key, plain
+from worker.bridge import EPOCH_EVENTS, EventBridge, dedupe_key, plain
 from worker.emitter import EventItem
 
 
@@ -73,6 +73,17 @@ def test_epoch_events_are_keyed_by_epoch_and_run_events_by_attempt(run):
     assert max(keys.values()) == 1
     assert "on_fit_epoch_end:1" in keys and "on_fit_epoch_end:2" in keys
     assert "on_train_start:attempt-2" in keys
+
+
+def test_an_epoch_cut_by_a_stop_keys_its_events_apart_from_its_resumed_run(run):
+    recorder = run(epochs=3, batches=2, stop_in_epoch=2)
+    second = [e for e in recorder.events if e.data.get("epoch") == 2 and e.type in EPOCH_EVENTS]
+    assert [(e.type, e.dedupe_key) for e in second] == [
+        ("on_train_epoch_start", "on_train_epoch_start:2"),
+        ("on_model_save", "on_model_save:2:cut-attempt-2"),
+        ("on_params_update", "on_params_update:2:cut-attempt-2"),
+    ]
+    assert recorder.events[-2].type == "on_train_end" and recorder.events[-2].data["stop_reason"] == "stop"
 
 
 def test_metrics_are_sent_only_once_validated(run):
