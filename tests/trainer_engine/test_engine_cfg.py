@@ -17,14 +17,24 @@ from trainer_engine.cfg import (
 )
 from trainer_engine.cfg.args import FIELDS
 from trainer_engine.cfg.defaults import default_values, help_texts
+from trainer_engine.cfg.events import BATCH_EVENTS, EVENTS, PREDICTOR_EVENTS, TRAINER_EVENTS, VALIDATOR_EVENTS
 
 
 def test_import_needs_no_torch():
     code = (
-        "import sys, trainer_engine.cfg as c; c.get_cfg(); c.override_schema(); print('torch' in sys.modules)"
+        "import sys, trainer_engine.cfg as c, trainer_engine.cfg.events as e; c.get_cfg(); "
+        "c.override_schema(); print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_batch_events_are_the_per_batch_trainer_events():
+    assert {"on_train_batch_start", "optimizer_step", "on_before_zero_grad", "on_train_batch_end"} == (
+        BATCH_EVENTS
+    )
+    assert set(EVENTS) == set(TRAINER_EVENTS) | set(VALIDATOR_EVENTS) | set(PREDICTOR_EVENTS)
+    assert all(doc.startswith("Called when") for doc in EVENTS.values())
 
 
 def test_default_yaml_and_trainargs_declare_the_same_keys_with_help():

@@ -17,7 +17,7 @@ from trainer_engine.models.classify import (
     ClassificationValidator,
 )
 from trainer_engine.nn.classification import ClassificationModel
-from trainer_engine.utils.checkpoint import load_checkpoint
+from trainer_engine.utils.checkpoint import CHECKPOINT_KEYS, load_checkpoint, read_summary
 
 
 class MyModel(ClassificationModel):
@@ -269,3 +269,18 @@ def _literal(message: str) -> str:
     import re
 
     return re.escape(message)
+
+
+def test_checkpoint_holds_exactly_the_declared_keys_and_summarises(tmp_path: Path) -> None:
+    trainer = ClassificationTrainer(overrides=tiny_overrides(tmp_path, epochs=1))
+    trainer.train()
+    assert set(load_checkpoint(trainer.last)) == CHECKPOINT_KEYS
+    summary = read_summary(trainer.last)
+    assert (summary.epoch, summary.epochs, summary.finished) == (1, 1, True)
+    assert set(summary.metrics) >= {"metrics/accuracy_top1", "val/loss"} and "fitness" not in summary.metrics
+    assert summary.fitness == trainer.fitness and summary.best_fitness == trainer.best_fitness
+    assert set(summary.losses or {}) == {"train/loss"} and set(summary.lr or {}) == {
+        "lr/pg0",
+        "lr/pg1",
+        "lr/pg2",
+    }
