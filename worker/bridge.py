@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from trainer_engine.engine.callbacks import BATCH_EVENTS, TRAINER_EVENTS
+from trainer_engine.cfg.events import BATCH_EVENTS, TRAINER_EVENTS
 from trainforge.rundir import RunDir
 from worker.emitter import Emitter, EventItem
 

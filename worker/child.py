@@ -146,19 +146,19 @@ def _finished_before(run_dir: RunDir, bridge: EventBridge | None) -> Outcome | N
     from types import SimpleNamespace
 
     summary = checkpoint_summary(run_dir.last)
-    if not summary or not summary.get("epochs") or summary["epoch"] < summary["epochs"]:
+    if summary is None or not summary.finished:
         return None
-    log.info("%s holds all %d epochs: the run is complete", run_dir.last, summary["epochs"])
-    finished = SimpleNamespace(best=run_dir.best, last=run_dir.last, epochs=summary["epochs"])
+    log.info("%s holds all %d epochs: the run is complete", run_dir.last, summary.epochs)
+    finished = SimpleNamespace(best=run_dir.best, last=run_dir.last, epochs=summary.epochs)
     paths = {}
     if bridge is not None:
         reemit_checkpoint_epoch(bridge, finished, run_dir.last)
         paths = bridge.paths(finished)
     return Outcome(
         ok=True,
-        epoch=summary["epoch"],
-        epochs=summary["epochs"],
-        metrics=summary.get("metrics"),
+        epoch=summary.epoch,
+        epochs=summary.epochs,
+        metrics=plain(summary.metrics) or None,
         best=paths.get("best"),
         last=paths.get("last"),
     )

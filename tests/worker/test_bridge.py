@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from trainers import TickTrainer  # tests/worker/trainers.py
 
-from trainer_engine.engine.callbacks import BATCH_EVENTS
+from trainer_engine.cfg.events import BATCH_EVENTS
 from trainforge.rundir import RunDir
 from worker import bridge as bridge_module
 from worker.bridge import EPOCH_EVENTS, EventBridge, dedupe_key, plain

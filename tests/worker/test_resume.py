@@ -22,9 +22,9 @@ class Recorder:
 
 
 def save_checkpoint(path, **values) -> None:
-    """Write a checkpoint of plain values, as the engine does."""
+    """Write a checkpoint of plain values (and an empty model state), as the engine does."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(values, path)
+    torch.save({"model": {}, **values}, path)
 
 
 def test_checkpoint_epoch_events_are_queued_again_with_epoch_keys(tmp_path):
@@ -32,7 +32,9 @@ def test_checkpoint_epoch_events_are_queued_again_with_epoch_keys(tmp_path):
     save_checkpoint(
         last,
         epoch=2,
+        epochs=5,
         best_fitness=0.75,
+        fitness=0.75,
         train_metrics={"metrics/accuracy_top1": 0.75, "fitness": 0.75},
         train_args={"epochs": 5},
     )
@@ -55,15 +57,17 @@ def test_checkpoint_epoch_events_are_queued_again_with_epoch_keys(tmp_path):
 
 @pytest.mark.parametrize(
     "content",
-    [b"not a checkpoint", None, -1],
-    ids=["torn file", "no epoch", "stopped inside the first epoch"],
+    [b"not a checkpoint", None, -1, "foreign"],
+    ids=["torn file", "no epoch", "stopped inside the first epoch", "not a trainer's file"],
 )
 def test_unreadable_or_epochless_checkpoints_re_emit_nothing(tmp_path, content):
     last = tmp_path / "last.pt"
     if content is None:
-        save_checkpoint(last, model={})
+        save_checkpoint(last)
+    elif content == "foreign":  # no model state: not written by a trainer
+        torch.save({"epoch": 2, "epochs": 5, "train_metrics": {"fitness": 0.5}}, last)
     elif content == -1:  # the engine's "no epoch completed yet"
-        save_checkpoint(last, epoch=-1, train_metrics={}, train_args={"epochs": 5})
+        save_checkpoint(last, epoch=-1, epochs=5, train_metrics={}, train_args={"epochs": 5})
     else:
         last.write_bytes(content)
     assert checkpoint_summary(last) is None
