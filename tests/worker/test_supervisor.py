@@ -22,7 +22,7 @@ from trainforge.jobs import service
 from trainforge.jobs.state import JobStatus
 from trainforge.rundir import RunDir
 from trainforge.settings import Settings
-from worker.launcher import UNKNOWN_EXIT, set_zygote
+from worker.launcher import UNKNOWN_EXIT
 from worker.outcome import Outcome
 from worker.runspec import RunSpec
 from worker.supervisor import CANCEL, TIME, Supervisor, decide, describe_exit, refuse_trainer, time_limit_s
@@ -115,18 +115,6 @@ def test_a_trainer_outside_the_allowed_modules_is_refused(ref, allowed, refused)
 
 
 # --- whole runs ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def env(settings_env, monkeypatch):
-    """Test settings with a fast heartbeat, children started as fresh interpreters."""
-    from trainforge.settings import get_settings
-
-    monkeypatch.setenv("TRAINFORGE_HEARTBEAT_INTERVAL_S", "0.3")
-    get_settings.cache_clear()
-    set_zygote(None)
-    yield get_settings()
-    get_settings.cache_clear()
 
 
 def job_row(job_id: str) -> Job:
