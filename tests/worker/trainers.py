@@ -84,7 +84,14 @@ class TickTrainer(CallbackMixin):
         if self.args.get("resume") and self.last.is_file():
             ckpt = _load(self.last)
             self.start_epoch = ckpt["epoch"] + 1
-            self.best_fitness = ckpt.get("best_fitness")
+            self.best_fitness, self.fitness = ckpt.get("best_fitness"), ckpt.get("fitness")
+            metrics = dict(ckpt.get("train_metrics") or {})
+            if "fitness" in metrics:  # saved after a completed epoch
+                metrics.pop("fitness")
+                self.metrics = metrics
+            if self.start_epoch >= self.epochs:  # finished before: the engine trains nothing, keeps the state
+                self.epoch = self.start_epoch - 1
+                self.lr = dict(ckpt.get("lr") or {})
 
     def _train_one_epoch(self) -> bool:
         """Run the epoch's sleeping batches; return False when a stop request cut it before its last batch."""
