@@ -23,11 +23,10 @@ from sqlalchemy import text
 
 from trainforge.db.session import dispose_engines, session_scope
 from trainforge.pubsub import get_redis, reset_clients
-from trainforge.rundir import RunDir
 from worker.bridge import EventBridge, plain
 from worker.emitter import Emitter
 from worker.outcome import Outcome, write_outcome
-from worker.resume import checkpoint_summary, reemit_checkpoint_epoch
+from worker.resume import reemit_checkpoint_epoch
 from worker.runspec import RunSpec
 from worker.zygote import orphaned
 
@@ -113,10 +112,6 @@ def _train(spec: RunSpec, bridge: EventBridge | None, timings: dict[str, float])
     trainer_cls = load_trainer(spec.trainer_ref)
     log.info("job %s: %s with %s", spec.job_id, spec.trainer_ref, spec.overrides)
     timings["trainer_loaded"] = time.time()
-    if spec.resume:
-        done = _finished_before(spec.run_dir, bridge)
-        if done is not None:
-            return done
     trainer = trainer_cls(overrides=dict(spec.overrides))
     if bridge is not None:
         bridge.attach(trainer)
@@ -132,33 +127,6 @@ def _train(spec: RunSpec, bridge: EventBridge | None, timings: dict[str, float])
         epoch=None if getattr(trainer, "epoch", None) is None else int(trainer.epoch) + 1,
         epochs=getattr(trainer, "epochs", None),
         metrics=plain(dict(metrics)) if metrics else None,
-        best=paths.get("best"),
-        last=paths.get("last"),
-    )
-
-
-def _finished_before(run_dir: RunDir, bridge: EventBridge | None) -> Outcome | None:
-    """Return the outcome of a run whose every epoch was saved before its worker died, else None.
-
-    Resuming it would have nothing left to train (the engine refuses that), yet the job is done:
-    re-emit its last epoch's events (deduplicated) and report success.
-    """
-    from types import SimpleNamespace
-
-    summary = checkpoint_summary(run_dir.last)
-    if summary is None or not summary.finished:
-        return None
-    log.info("%s holds all %d epochs: the run is complete", run_dir.last, summary.epochs)
-    finished = SimpleNamespace(best=run_dir.best, last=run_dir.last, epochs=summary.epochs)
-    paths = {}
-    if bridge is not None:
-        reemit_checkpoint_epoch(bridge, finished, run_dir.last)
-        paths = bridge.paths(finished)
-    return Outcome(
-        ok=True,
-        epoch=summary.epoch,
-        epochs=summary.epochs,
-        metrics=plain(summary.metrics) or None,
         best=paths.get("best"),
         last=paths.get("last"),
     )

@@ -74,19 +74,3 @@ def test_unreadable_or_epochless_checkpoints_re_emit_nothing(tmp_path, content):
     recorder = Recorder()
     assert reemit_checkpoint_epoch(EventBridge(recorder, RunDir(tmp_path)), object(), last) == 0
     assert recorder.events == []
-
-
-def test_a_run_whose_every_epoch_was_saved_finishes_without_training(tmp_path):
-    from worker.child import _finished_before
-
-    last = tmp_path / "weights" / "last.pt"
-    metrics = {"metrics/accuracy_top1": 0.5, "fitness": 0.5}
-    save_checkpoint(last, epoch=1, epochs=2, train_metrics=metrics, train_args={"epochs": 2})
-    recorder = Recorder()
-    outcome = _finished_before(RunDir(tmp_path), EventBridge(recorder, RunDir(tmp_path), attempt=2))
-    assert outcome is not None and outcome.ok and outcome.stop_reason is None
-    assert (outcome.epoch, outcome.epochs, outcome.last) == (2, 2, "weights/last.pt")
-    assert [e.dedupe_key for e in recorder.events][-1] == "on_fit_epoch_end:2"
-
-    save_checkpoint(last, epoch=0, epochs=2, train_metrics=metrics, train_args={"epochs": 2})
-    assert _finished_before(RunDir(tmp_path), EventBridge(Recorder(), RunDir(tmp_path), attempt=2)) is None
