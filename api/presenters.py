@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from trainforge.db.models import Job
+from trainforge.rundir import RunDir
 from trainforge.schemas import JobLinks, JobPublic
-
-ALIASES = {"best.pt": "weights/best.pt", "last.pt": "weights/last.pt"}
-
-
-def run_dir(artifacts_dir: Path, job_id: str) -> Path:
-    """Return the directory holding a job's files (<artifacts_dir>/<job_id>)."""
-    return artifacts_dir / job_id
 
 
 def job_links(job: Job, artifacts_dir: Path | None = None) -> JobLinks:
@@ -28,10 +21,10 @@ def job_links(job: Job, artifacts_dir: Path | None = None) -> JobLinks:
     )
     # A job that never started has no checkpoints; otherwise trust the recorded paths, then the disk.
     if artifacts_dir is not None and job.started_at is not None:
-        folder = os.path.join(artifacts_dir, job.id)
-        if job.best_path or os.path.isfile(os.path.join(folder, ALIASES["best.pt"])):
+        run = RunDir.of(artifacts_dir, job.id)
+        if job.best_path or run.best.is_file():
             links.best = f"{base}/artifacts/best.pt"
-        if job.last_path or os.path.isfile(os.path.join(folder, ALIASES["last.pt"])):
+        if job.last_path or run.last.is_file():
             links.last = f"{base}/artifacts/last.pt"
     return links
 

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     lease_timeout_s: float = Field(default=60.0, gt=0)
     reap_interval_s: float = Field(default=15.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, description="Runs of one job before it fails for good.")
+    job_time_limit_s: float | None = Field(default=None, gt=0, description="Wall-clock limit of every run.")
+    stop_grace_s: float = Field(default=30.0, gt=0, description="SIGTERM to SIGKILL of a training child.")
 
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     page_size: int = Field(default=50, ge=1)

@@ -13,7 +13,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from trainer_engine.engine.callbacks import BATCH_EVENTS, TRAINER_EVENTS
+from trainer_engine.cfg.events import BATCH_EVENTS, TRAINER_EVENTS
+from trainforge.rundir import RunDir
 from worker.emitter import Emitter, EventItem
 
 EPOCH_EVENTS = frozenset(
@@ -21,6 +22,8 @@ EPOCH_EVENTS = frozenset(
 )
 # Events at which trainer.metrics belong to the current epoch (validation already ran).
 VALIDATED_EVENTS = frozenset({"on_model_save", "on_fit_epoch_end", "on_params_update", "on_train_end"})
+# What an epoch cut short by a stop still fires; a resumed run trains that epoch again and fires them anew.
+CUT_EPOCH_EVENTS = frozenset({"on_model_save", "on_params_update"})
 # The epoch-end events re-emitted from last.pt after a resume, in order (see worker/resume.py).
 CHECKPOINT_EPOCH_EVENTS = ("on_train_epoch_end", "on_model_save", "on_fit_epoch_end")
 PROGRESS_INTERVAL_S = 0.5
@@ -51,13 +54,14 @@ def dedupe_key(event: str, epoch: int | None, attempt: int) -> str:
 class EventBridge:
     """Callbacks that turn a trainer's events into job events and progress updates."""
 
-    def __init__(self, emitter: Emitter, run_dir: Path, attempt: int = 1) -> None:
+    def __init__(self, emitter: Emitter, run_dir: RunDir, attempt: int = 1) -> None:
         self.emitter = emitter
         self.run_dir = run_dir
         self.attempt = attempt
         self.first_batch_at: float | None = None
         self._batch = 0
         self._last_progress = 0.0
+        self._epoch_ended = False
 
     def attach(self, trainer: Any) -> None:
         """Add this bridge's callbacks to every trainer event."""
@@ -71,18 +75,21 @@ class EventBridge:
 
     def _on_event(self, event: str, trainer: Any) -> None:
         """Queue a job event for `event` with the trainer's state at this moment."""
+        if event == "on_train_epoch_end":
+            self._epoch_ended = True
         if event == "on_train_epoch_start":
             self._batch = 0
+            self._epoch_ended = False
             # Every earlier epoch's events are stored before this epoch can write last.pt, so a crash
             # can only lose the checkpoint epoch's, which a resumed run re-emits (worker/resume.py).
             self.emitter.flush()
         data = self.snapshot(trainer, event)
         epoch = data.get("epoch") if event in EPOCH_EVENTS else None
-        self.emitter.event(
-            EventItem(
-                event, data, dedupe_key(event, epoch, self.attempt), job_values=self._job_values(event, data)
-            )
-        )
+        key = dedupe_key(event, epoch, self.attempt)
+        if event in CUT_EPOCH_EVENTS and not self._epoch_ended:
+            # Keyed by epoch alone, the cut epoch's events would shadow those of its resumed, full run.
+            key = f"{key}:cut-attempt-{self.attempt}"
+        self.emitter.event(EventItem(event, data, key, job_values=self._job_values(event, data)))
 
     def _on_batch_start(self, trainer: Any) -> None:
         """Note when the first batch starts (dispatch latency is measured up to here)."""
@@ -127,7 +134,7 @@ class EventBridge:
         for key in ("best", "last"):
             path = getattr(trainer, key, None)
             if path is not None and Path(path).is_file():
-                found[key] = _relative(Path(path), self.run_dir)
+                found[key] = self.run_dir.relative(path)
         return found
 
     @staticmethod
@@ -165,11 +172,3 @@ def _len(obj: Any) -> int | None:
         return len(obj)
     except TypeError:
         return None
-
-
-def _relative(path: Path, base: Path) -> str:
-    """Return `path` relative to `base` when inside it, else as given."""
-    try:
-        return path.resolve().relative_to(base.resolve()).as_posix()
-    except ValueError:
-        return str(path)

@@ -7,7 +7,6 @@ acknowledged on receipt); `-Q webhooks,default` runs deliveries, sweeps and the 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 
@@ -16,16 +15,6 @@ from kombu import Queue
 
 from trainforge import queue
 from trainforge.settings import get_settings
-
-WEBHOOK_TASKS = "worker.webhook_tasks"
-
-
-def task_modules() -> list[str]:
-    """Return the task modules to load (the webhook tasks when that module is present)."""
-    modules = ["worker.tasks"]
-    if importlib.util.find_spec(WEBHOOK_TASKS) is not None:
-        modules.append(WEBHOOK_TASKS)
-    return modules
 
 
 def beat_schedule(reap_interval_s: float, sweep_interval_s: float) -> dict[str, dict]:
@@ -39,7 +28,7 @@ def beat_schedule(reap_interval_s: float, sweep_interval_s: float) -> dict[str, 
 def create_app() -> Celery:
     """Build the worker app from settings."""
     settings = get_settings()
-    app = Celery("trainforge", include=task_modules())
+    app = Celery("trainforge")
     app.conf.update(queue.celery_config(settings.redis_url))
     app.conf.update(
         task_queues=[Queue(name) for name in (queue.JOBS_QUEUE, queue.WEBHOOKS_QUEUE, queue.DEFAULT_QUEUE)],
@@ -60,5 +49,6 @@ def create_app() -> Celery:
 
 app = create_app()
 
-# Worker start/stop hooks (fork server, startup reap) register themselves on import.
-from worker import lifecycle  # noqa: E402,F401
+# The tasks register on `app` when imported, the worker's start/stop hooks (fork server, startup
+# reap) on Celery's signals; they import `app` from here, so they come after it.
+from worker import lifecycle, tasks, webhook_tasks  # noqa: E402,F401

@@ -3,7 +3,8 @@
 Two ways to start it: forked by the warm fork server (worker.zygote; milliseconds, torch already
 imported) or as a fresh interpreter (`python -m worker.child`, or `torchrun` for several GPUs).
 Either way the child leads its own session, so one signal to its group reaches every process it
-started (DDP ranks, data-loader workers), and the Celery worker never imports torch.
+started (DDP ranks, data-loader workers), and the Celery worker never imports torch. The child gets
+its RunSpec once: in the fork request, or from the spec file its command line names.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from worker.runspec import RunSpec
 from worker.zygote import ZygoteClient
 
 # The one fork server of this worker process tree, set by worker.lifecycle when the worker starts.
@@ -129,37 +131,38 @@ class PopenChild:
             self.process.wait(5)
 
 
-def child_command(job_id: str, gpus: int) -> list[str]:
-    """Return the command line of a fresh training child (torchrun for more than one GPU)."""
-    if gpus > 1:
+def child_command(spec_path: Path, world_size: int) -> list[str]:
+    """Return the command line of a fresh training child (torchrun for more than one process)."""
+    if world_size > 1:
         return [
             sys.executable,
             "-m",
             "torch.distributed.run",
             "--standalone",
-            f"--nproc_per_node={gpus}",
+            f"--nproc_per_node={world_size}",
             "-m",
             "worker.child",
-            job_id,
+            str(spec_path),
         ]
-    return [sys.executable, "-m", "worker.child", job_id]
+    return [sys.executable, "-m", "worker.child", str(spec_path)]
 
 
-def start_child(job_id: str, log_path: Path, env: dict[str, str], gpus: int = 0) -> Child:
-    """Start the training child of `job_id`, its output appended to `log_path`."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+def start_child(spec: RunSpec) -> Child:
+    """Start the training child of `spec`, its output appended to the run's log."""
+    run = spec.run_dir
+    run.path.mkdir(parents=True, exist_ok=True)
     zygote = _zygote
-    if gpus <= 1 and zygote is not None and zygote.alive():
-        conn, pid = zygote.spawn(job_id, str(log_path), env, os.getcwd())
+    if spec.world_size == 1 and zygote is not None and zygote.alive():
+        run.spec.unlink(missing_ok=True)  # an earlier attempt's file would describe another run
+        conn, pid = zygote.spawn(spec.to_dict(), str(run.log), os.getcwd())
         return ForkedChild(conn, pid)
-    full_env = {**os.environ, **env, "TRAINFORGE_SUPERVISOR_PID": str(os.getpid())}
-    with open(log_path, "ab") as log_file:
+    command = child_command(spec.write(), spec.world_size)
+    with open(run.log, "ab") as log_file:
         process = subprocess.Popen(
-            child_command(job_id, gpus),
+            command,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            env=full_env,
             start_new_session=True,
         )
     return PopenChild(process)

@@ -70,7 +70,7 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     try:
         reaped = reaper.reap()
         resent = reaper.resend_waiting()
-        log.info("startup: %d stale job(s) reaped, %d waiting job(s) re-sent", len(reaped), resent)
+        log.info("startup: %d stale job(s) reaped, %d waiting job(s) re-sent", len(reaped), len(resent))
     except Exception:  # a worker must start even when the database is briefly away
         log.exception("startup reap failed")
     finally:

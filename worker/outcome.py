@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-OUTCOME_NAME = ".outcome.json"
+from trainforge.rundir import RunDir
 
 
 @dataclass
@@ -30,30 +29,24 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def outcome_path(run_dir: Path) -> Path:
-    """Return where the outcome of the run in `run_dir` is written."""
-    return run_dir / OUTCOME_NAME
-
-
-def write_outcome(run_dir: Path, outcome: Outcome) -> None:
+def write_outcome(run: RunDir, outcome: Outcome) -> None:
     """Write the outcome atomically (a reader never sees half a file)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    target = outcome_path(run_dir)
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    run.path.mkdir(parents=True, exist_ok=True)
+    tmp = run.outcome.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(asdict(outcome), default=str))
-    os.replace(tmp, target)
+    os.replace(tmp, run.outcome)
 
 
-def read_outcome(run_dir: Path) -> Outcome | None:
-    """Return the outcome of the last run in `run_dir`, or None when the child left none."""
+def read_outcome(run: RunDir) -> Outcome | None:
+    """Return the outcome of the last run in `run`, or None when the child left none."""
     try:
-        data = json.loads(outcome_path(run_dir).read_text())
+        data = json.loads(run.outcome.read_text())
     except (OSError, ValueError):
         return None
     known = {k: v for k, v in data.items() if k in Outcome.__dataclass_fields__}
     return Outcome(**known)
 
 
-def clear_outcome(run_dir: Path) -> None:
+def clear_outcome(run: RunDir) -> None:
     """Remove the outcome of an earlier attempt before a new child starts."""
-    outcome_path(run_dir).unlink(missing_ok=True)
+    run.outcome.unlink(missing_ok=True)

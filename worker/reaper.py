@@ -1,16 +1,12 @@
-"""The reaper: re-queue jobs whose worker stopped heartbeating, and finish abandoned cancels."""
+"""The reaper: re-queue jobs with a stale lease, finish abandoned cancels, re-send waiting jobs."""
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-
-from trainforge.db.models import Job
 from trainforge.db.session import session_scope
 from trainforge.jobs import lease
 from trainforge.settings import Settings, get_settings
-from trainforge.vocab import WAITING
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +21,12 @@ def reap(settings: Settings | None = None) -> list[lease.Reaped]:
     return reaped
 
 
-def resend_waiting(settings: Settings | None = None) -> int:
-    """Send run_job again for every queued or retrying job; return how many.
+def resend_waiting() -> list[str]:
+    """Send run_job again for every queued or retrying job; return their ids.
 
     Run when a worker starts: a broker that lost its messages (Redis restarted without persistence)
     must not strand jobs, since the database is the source of truth. A duplicate delivery is harmless:
     only one run takes the lease, the others are dropped.
     """
-    settings = settings or get_settings()
     with session_scope() as session:
-        rows = session.execute(
-            select(Job.id, Job.resources).where(Job.status.in_([s.value for s in WAITING]))
-        ).all()
-        for job_id, resources in rows:
-            lease.send_run_job(session, job_id, resources)
-    return len(rows)
+        return lease.resend_waiting(session, older_than_s=0.0, limit=None)

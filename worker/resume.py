@@ -3,46 +3,37 @@
 The trainer writes last.pt before on_fit_epoch_end fires; a worker killed between the two leaves an
 epoch whose events were never stored, and the resumed run starts at the next epoch. The checkpoint
 holds that epoch's numbers, so its events are emitted again from it; the dedupe keys make this a
-no-op when they were stored after all.
+no-op when they were stored after all. The checkpoint is read only through the engine's
+`read_summary`, which knows the keys the trainer writes.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.bridge import CHECKPOINT_EPOCH_EVENTS, EventBridge, dedupe_key, plain
 from worker.emitter import EventItem
 
+if TYPE_CHECKING:
+    from trainer_engine.utils.checkpoint import CheckpointSummary
+
 log = logging.getLogger(__name__)
 
 
-def checkpoint_summary(last_pt: Path) -> dict[str, Any] | None:
-    """Return the plain values of a checkpoint (epoch 1-based, metrics, fitness), or None if unreadable."""
-    import torch  # the child has it already; the supervisor never calls this
+def checkpoint_summary(last_pt: Path) -> CheckpointSummary | None:
+    """Return the summary of a checkpoint with at least one completed epoch, or None."""
+    # Imports torch: only a resuming child pays for it (the supervisor never calls this).
+    from trainer_engine.utils.checkpoint import read_summary
 
     try:
-        ckpt = torch.load(last_pt, map_location="cpu", weights_only=True)
+        summary = read_summary(last_pt)
     except Exception as exc:  # a torn or foreign file: the resumed run will say more
         log.warning("cannot read %s to re-emit its epoch: %s", last_pt, exc)
         return None
-    if not isinstance(ckpt, dict) or ckpt.get("epoch") is None:
-        return None
-    if int(ckpt["epoch"]) < 0:
-        return None  # saved by a run stopped inside its first epoch: no epoch ended, nothing to re-emit
-    train_args = ckpt.get("train_args") or {}
-    metrics = ckpt.get("train_metrics") or ckpt.get("metrics") or {}
-    summary = {
-        "epoch": int(ckpt["epoch"]) + 1,
-        "epochs": ckpt.get("epochs") or train_args.get("epochs"),
-        "metrics": {k: v for k, v in metrics.items() if k != "fitness"} or None,
-        "fitness": metrics.get("fitness", ckpt.get("fitness")),
-        "best_fitness": ckpt.get("best_fitness"),
-        "losses": ckpt.get("losses") or ckpt.get("train_losses"),
-        "lr": ckpt.get("lr"),
-    }
-    return {k: v for k, v in plain(summary).items() if v is not None}
+    # Saved by a run stopped inside its first epoch: no epoch ended, nothing to re-emit.
+    return summary if summary.epoch >= 1 else None
 
 
 def reemit_checkpoint_epoch(bridge: EventBridge, trainer: Any, last_pt: Path) -> int:
@@ -50,22 +41,22 @@ def reemit_checkpoint_epoch(bridge: EventBridge, trainer: Any, last_pt: Path) ->
     summary = checkpoint_summary(last_pt)
     if summary is None:
         return 0
-    summary.setdefault("epochs", getattr(trainer, "epochs", None))
-    data = {**summary, "resumed_from_checkpoint": True}
-    run_files = {"last": _relative(last_pt, bridge.run_dir)}
-    best = last_pt.with_name("best.pt")
-    if best.is_file():
-        run_files["best"] = _relative(best, bridge.run_dir)
+    values = {
+        "epoch": summary.epoch,
+        "epochs": summary.epochs or getattr(trainer, "epochs", None),
+        "metrics": summary.metrics or None,
+        "fitness": summary.fitness,
+        "best_fitness": summary.best_fitness,
+        "losses": summary.losses,
+        "lr": summary.lr,
+    }
+    data = {k: v for k, v in plain(values).items() if v is not None}
+    data["resumed_from_checkpoint"] = True
+    run_files = {"last": bridge.run_dir.relative(last_pt)}
+    if bridge.run_dir.best.is_file():
+        run_files["best"] = bridge.run_dir.relative(bridge.run_dir.best)
     for event in CHECKPOINT_EPOCH_EVENTS:
         event_data = {**data, **run_files} if event != "on_train_epoch_end" else dict(data)
-        key = dedupe_key(event, summary["epoch"], bridge.attempt)
+        key = dedupe_key(event, summary.epoch, bridge.attempt)
         bridge.emitter.event(EventItem(event, event_data, key))
     return len(CHECKPOINT_EPOCH_EVENTS)
-
-
-def _relative(path: Path, base: Path) -> str:
-    """Return `path` relative to `base` (posix), or as given when outside it."""
-    try:
-        return path.resolve().relative_to(base.resolve()).as_posix()
-    except ValueError:
-        return str(path)

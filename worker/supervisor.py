@@ -1,7 +1,8 @@
 """The run_job supervisor: take the job's lease, start the training child, watch it, record how it ended.
 
     take_lease (queued|retrying → running, job.started)      or drop the delivery: someone else has it
-    start the child (own process group)
+    build the RunSpec (attempt, overrides, resume or not, world size, run folder) and start the child
+    with it (own process group)
     until it exits, every POLL_S:
         cancel notice on Redis, or status "cancelling" at a heartbeat → SIGTERM the group
         heartbeat every settings.heartbeat_interval_s            (lease lost → SIGKILL, record nothing)
@@ -21,7 +22,6 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -29,17 +29,18 @@ from sqlalchemy import select
 from trainforge.db.models import Job
 from trainforge.db.session import session_scope
 from trainforge.jobs import lease
+from trainforge.registry import builtin_trainers, module_allowed
+from trainforge.rundir import RunDir
 from trainforge.settings import Settings, get_settings
 from trainforge.vocab import JobStatus
 from worker import launcher
 from worker.cancel_watch import CancelWatch
 from worker.outcome import Outcome, clear_outcome, read_outcome
+from worker.runspec import RunSpec
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2
-DEFAULT_STOP_GRACE_S = 30.0
-LOG_NAME = "train.log"
 
 # Why the supervisor stopped the child (None: it ended on its own).
 CANCEL, TIME, LOST, ORPHANED = "cancel", "time", "lease lost", "worker gone"
@@ -54,16 +55,23 @@ def time_limit_s(overrides: dict[str, Any], settings: Settings) -> float | None:
     """Return the wall-clock limit of a run in seconds, or None for no limit.
 
     The trainer stops itself after `time` hours; the margin on top only catches a hung run.
-    An operator-wide `job_time_limit_s` setting applies when the settings define one.
+    An operator-wide `job_time_limit_s` applies too; the lower limit wins.
     """
     limits = []
-    configured = getattr(settings, "job_time_limit_s", None)
-    if configured:
-        limits.append(float(configured))
+    if settings.job_time_limit_s:
+        limits.append(settings.job_time_limit_s)
     hours = overrides.get("time")
     if hours:
         limits.append(float(hours) * 3600 * 1.1 + 60)
     return min(limits) if limits else None
+
+
+def refuse_trainer(ref: str, allowed_modules: list[str]) -> str | None:
+    """Return why trainer `ref` may no longer run (the operator narrowed the allowed modules), or None."""
+    module = ref.partition(":")[0]
+    if ref in builtin_trainers().values() or module_allowed(module, allowed_modules):
+        return None
+    return f"trainer module {module!r} is no longer allowed (see TRAINFORGE_TRAINER_MODULES)"
 
 
 def describe_exit(code: int) -> str:
@@ -125,52 +133,53 @@ class Supervisor:
         self.owner = new_owner()
         self.parent_pid = parent_pid
         self.limit_s = time_limit_s
-        self.grace_s = stop_grace_s or float(getattr(self.settings, "stop_grace_s", DEFAULT_STOP_GRACE_S))
-        self.run_dir = Path(self.settings.artifacts_dir) / job_id
+        self.grace_s = stop_grace_s or self.settings.stop_grace_s
+        self.run_dir = RunDir.of(self.settings.artifacts_dir, job_id)
         self.reason: str | None = None
         self._term_at: float | None = None
 
     def run(self) -> str:
         """Supervise the job; return its final status, or why nothing was recorded."""
-        job = self._take()
-        if job is None:
+        spec = self._take()
+        if spec is None:
             log.info("job %s not taken: it is not waiting or another worker holds its lease", self.job_id)
             return "dropped"
-        overrides, resources, attempt = job
         if self.limit_s is None:
-            self.limit_s = time_limit_s(overrides, self.settings)
+            self.limit_s = time_limit_s(spec.overrides, self.settings)
+        refusal = refuse_trainer(spec.trainer_ref, self.settings.trainer_modules)
+        if refusal is not None:
+            return self._record_verdict(Verdict(JobStatus.FAILED, refusal), Outcome(), None)
         clear_outcome(self.run_dir)
-        env = {
-            "TRAINFORGE_JOB_ID": self.job_id,
-            "TRAINFORGE_LEASE_OWNER": self.owner,
-            "TRAINFORGE_ATTEMPT": str(attempt),
-            "TRAINFORGE_RESUME": "1" if (self.run_dir / "weights" / "last.pt").is_file() else "0",
-        }
         try:
-            child = launcher.start_child(
-                self.job_id, self.run_dir / LOG_NAME, env, gpus=int(resources.get("gpus") or 0)
-            )
+            child = launcher.start_child(spec)
         except Exception as exc:
             log.exception("job %s: starting the training process failed", self.job_id)
             return self._record_verdict(
                 Verdict(JobStatus.FAILED, f"could not start the training process: {exc}"), Outcome(), None
             )
-        log.info("job %s: attempt %d, training child pid %d", self.job_id, attempt, child.pid)
+        log.info("job %s: attempt %d, training child pid %d", self.job_id, spec.attempt, child.pid)
         try:
             code = self._watch(child)
         finally:
             child.close()
         return self._record(code)
 
-    def _take(self) -> tuple[dict[str, Any], dict[str, Any], int] | None:
-        """Take the lease; return the job's overrides, resources and attempt number, or None."""
+    def _take(self) -> RunSpec | None:
+        """Take the lease and describe the run it allows, or return None when the job is not ours."""
         with session_scope() as session:
             if not lease.take_lease(session, self.job_id, self.owner):
                 return None
-            row = session.execute(
-                select(Job.overrides, Job.resources, Job.attempt).where(Job.id == self.job_id)
-            ).one()
-            return dict(row.overrides or {}), dict(row.resources or {}), int(row.attempt)
+            columns = (Job.trainer_ref, Job.overrides, Job.resources, Job.attempt)
+            row = session.execute(select(*columns).where(Job.id == self.job_id)).one()
+        return RunSpec.build(
+            job_id=self.job_id,
+            attempt=int(row.attempt),
+            lease_owner=self.owner,
+            trainer_ref=row.trainer_ref,
+            overrides=dict(row.overrides or {}),
+            gpus=int((row.resources or {}).get("gpus") or 0),
+            run_dir=self.run_dir,
+        )
 
     def _watch(self, child: launcher.Child) -> int:
         """Heartbeat and watch until the child exits; return its exit code."""

@@ -3,10 +3,10 @@
 Importing torch costs seconds; forking a process that already did costs milliseconds. The server is a
 fresh interpreter (never forked from the Celery worker), imports the heavy modules but runs no torch op,
 so no thread pool or CUDA context exists when it forks. Protocol, one Unix-socket connection per
-child: the supervisor sends one JSON line ``{"job_id", "log_path", "env", "cwd", "entry"}``; the server
-forks, answers ``{"pid": N}`` and later ``{"exit": code}`` (negative code = killed by that signal).
-The child keeps its copy of the connection: end-of-file on it means the supervisor is gone, and the
-child kills its group.
+child: the supervisor sends one JSON line ``{"arg", "log_path", "cwd", "entry"}``; the server forks,
+answers ``{"pid": N}`` and later ``{"exit": code}`` (negative code = killed by that signal). The
+child calls ``entry(arg)`` (a training child gets its RunSpec as `arg`). It keeps its copy of the
+connection: end-of-file on it means the supervisor is gone, and the child kills its group.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from trainer_engine.cfg import TASKS  # names only: no torch
 
@@ -50,8 +52,8 @@ PRELOAD = (
     "worker.child",
 )
 READY_LINE = b"ready\n"
-# What a forked child runs: "module:function", called with the job id, returning the exit code.
-DEFAULT_ENTRY = "worker.child:run"
+# What a forked child runs: "module:function", called with the request's `arg`, returning the exit code.
+DEFAULT_ENTRY = "worker.child:run_forked"
 
 
 def preload(modules: tuple[str, ...] = PRELOAD) -> list[str]:
@@ -100,12 +102,13 @@ def _become_child(conn: socket.socket, request: dict, close: list[int]) -> None:
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
-        os.environ.update(request.get("env") or {})
-        os.environ["TRAINFORGE_SUPERVISOR_FD"] = str(conn.fileno())
         os.chdir(request.get("cwd") or os.getcwd())
         _redirect_output(request["log_path"])
+        threading.Thread(
+            target=_die_with, args=(conn,), name="trainforge-supervisor-watch", daemon=True
+        ).start()
         module, _, func = (request.get("entry") or DEFAULT_ENTRY).partition(":")
-        code = int(getattr(importlib.import_module(module), func)(request["job_id"]) or 0)
+        code = int(getattr(importlib.import_module(module), func)(request["arg"]) or 0)
     except BaseException as exc:
         print(f"training child failed to start: {type(exc).__name__}: {exc}", file=sys.stderr)
     finally:
@@ -113,6 +116,20 @@ def _become_child(conn: socket.socket, request: dict, close: list[int]) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _die_with(conn: socket.socket) -> None:
+    """Block until the supervisor's end of the connection closes, then kill this child's group."""
+    with contextlib.suppress(OSError):
+        while conn.recv(4096):
+            pass
+    orphaned()
+
+
+def orphaned() -> None:
+    """Log and kill the whole group at once: nobody would record or stop this run any more."""
+    print("trainforge: the supervising worker is gone; stopping this run", file=sys.stderr, flush=True)
+    os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def _redirect_output(log_path: str) -> None:
@@ -262,12 +279,12 @@ class ZygoteClient:
         return True
 
     def spawn(
-        self, job_id: str, log_path: str, env: dict[str, str], cwd: str, entry: str = DEFAULT_ENTRY
+        self, arg: Any, log_path: str, cwd: str, entry: str = DEFAULT_ENTRY
     ) -> tuple[socket.socket, int]:
-        """Fork a child running `entry(job_id)`; return the connection (for its exit code) and its pid."""
+        """Fork a child running `entry(arg)` (`arg` JSON-able); return the connection and the child's pid."""
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(self.sock_path)
-        request = {"job_id": job_id, "log_path": log_path, "env": env, "cwd": cwd, "entry": entry}
+        request = {"arg": arg, "log_path": log_path, "cwd": cwd, "entry": entry}
         conn.sendall(json.dumps(request).encode() + b"\n")
         # The server answers after it finished preloading; a cold server can take seconds.
         conn.settimeout(180.0)

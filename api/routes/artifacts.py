@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from api.deps import JobDep, SettingsDep
-from api.presenters import ALIASES, run_dir
 from trainforge.errors import NotFound
+from trainforge.rundir import ARTIFACT_ALIASES, RunDir
 from trainforge.schemas import ArtifactPublic, ArtifactsPublic
 
 router = APIRouter(prefix="/v1/jobs", tags=["artifacts"])
@@ -25,13 +25,13 @@ def _files(folder: Path) -> list[Path]:
 def _public_name(folder: Path, path: Path) -> str:
     """Return the name a file is listed (and downloaded) under."""
     rel = path.relative_to(folder).as_posix()
-    return next((alias for alias, target in ALIASES.items() if target == rel), rel)
+    return next((alias for alias, target in ARTIFACT_ALIASES.items() if target == rel), rel)
 
 
 @router.get("/{job_id}/artifacts", response_model=ArtifactsPublic)
 def list_artifacts(job: JobDep, settings: SettingsDep) -> ArtifactsPublic:
     """List the files the job produced so far."""
-    folder = run_dir(settings.artifacts_dir, job.id)
+    folder = RunDir.of(settings.artifacts_dir, job.id).path
     data = []
     for path in _files(folder):
         name = _public_name(folder, path)
@@ -43,7 +43,7 @@ def list_artifacts(job: JobDep, settings: SettingsDep) -> ArtifactsPublic:
 
 def resolve_artifact(folder: Path, name: str) -> Path | None:
     """Return the file `name` names inside `folder`, or None (absolute paths, '..' and links never match)."""
-    rel = PurePosixPath(ALIASES.get(name, name))
+    rel = PurePosixPath(ARTIFACT_ALIASES.get(name, name))
     if rel.is_absolute() or ".." in rel.parts or "\\" in name or not rel.parts:
         return None
     path = folder.joinpath(*rel.parts)
@@ -57,7 +57,7 @@ def resolve_artifact(folder: Path, name: str) -> Path | None:
 @router.get("/{job_id}/artifacts/{name:path}", response_class=FileResponse)
 def download_artifact(job: JobDep, settings: SettingsDep, name: str) -> FileResponse:
     """Download one file of the job (`best.pt` and `last.pt` are the checkpoints)."""
-    folder = run_dir(settings.artifacts_dir, job.id)
+    folder = RunDir.of(settings.artifacts_dir, job.id).path
     path = resolve_artifact(folder, name)
     if path is None:
         available = ", ".join(_public_name(folder, p) for p in _files(folder)) or "none yet"

@@ -11,14 +11,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from api.deps import JobDep, SettingsDep, open_session
-from api.presenters import run_dir
 from trainforge.errors import NotFound
 from trainforge.jobs import repository
+from trainforge.rundir import RunDir
 from trainforge.settings import Settings
 from trainforge.vocab import TERMINAL
 
 router = APIRouter(prefix="/v1/jobs", tags=["logs"])
-LOG_NAME = "train.log"
 CHUNK = 64 * 1024
 POLL_S = 0.25
 
@@ -75,7 +74,7 @@ def job_logs(
     tail: Annotated[int | None, Query(ge=1, description="Only the last N bytes.")] = None,
 ) -> StreamingResponse | PlainTextResponse:
     """Return the job's training log as text; `?follow=true` keeps streaming until the job ends."""
-    path = run_dir(settings.artifacts_dir, job.id) / LOG_NAME
+    path = RunDir.of(settings.artifacts_dir, job.id).log
     if follow_:
         return StreamingResponse(follow(path, settings, job.id), media_type="text/plain; charset=utf-8")
     if not path.is_file():

@@ -7,23 +7,20 @@ import time
 from pathlib import Path
 
 
-def report(job_id: str) -> int:
-    """Write this process's pid, process group and session to the file named by `job_id`; exit 3."""
-    Path(job_id).write_text(f"{os.getpid()} {os.getpgrp()} {os.getsid(0)}")
+def report(path: str) -> int:
+    """Write this process's pid, process group and session to the file `path`; exit 3."""
+    Path(path).write_text(f"{os.getpid()} {os.getpgrp()} {os.getsid(0)}")
     print("hello from the child", flush=True)
     return 3
 
 
-def sleep_watched(job_id: str) -> int:
-    """Watch the supervisor like a training child does, then sleep (until killed)."""
-    from worker.child import watch_supervisor
-
-    watch_supervisor()
-    Path(job_id).write_text(str(os.getpid()))
+def sleep_watched(path: str) -> int:
+    """Write this process's pid to `path` and sleep until killed (the fork server watches the supervisor)."""
+    Path(path).write_text(str(os.getpid()))
     time.sleep(60)
     return 0
 
 
-def raise_error(job_id: str) -> int:
+def raise_error(path: str) -> int:
     """Fail before doing anything."""
     raise RuntimeError("boom")

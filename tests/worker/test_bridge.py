@@ -8,9 +8,11 @@ from collections import Counter
 import pytest
 from trainers import TickTrainer  # tests/worker/trainers.py
 
-from trainer_engine.engine.callbacks import BATCH_EVENTS
+from trainer_engine.cfg.events import BATCH_EVENTS
+from trainer_engine.engine.callbacks import trainer_event_order
+from trainforge.rundir import RunDir
 from worker import bridge as bridge_module
-from worker.bridge import EventBridge, dedupe_key, plain
+from worker.bridge import EPOCH_EVENTS, EventBridge, dedupe_key, plain
 from worker.emitter import EventItem
 
 
@@ -41,7 +43,7 @@ def run(tmp_path, monkeypatch):
             {"event": recorder.event, "progress": recorder.progress_update, "flush": lambda self: True},
         )()
         trainer = TickTrainer(overrides={"project": str(tmp_path), "name": "job", **overrides})
-        EventBridge(emitter, tmp_path / "job", attempt=2).attach(trainer)
+        EventBridge(emitter, RunDir.of(tmp_path, "job"), attempt=2).attach(trainer)
         trainer.train()
         return recorder
 
@@ -52,11 +54,7 @@ def test_every_non_batch_event_is_bridged_in_order_with_one_based_epochs(run):
     recorder = run(epochs=2, batches=2)
     types = [e.type for e in recorder.events]
     assert not set(types) & BATCH_EVENTS
-    per_epoch = ["on_train_epoch_start", "on_train_epoch_end", "on_model_save", "on_fit_epoch_end",
-                 "on_params_update"]  # fmt: skip
-    expected = ["on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_start",
-                *per_epoch, *per_epoch, "on_train_end", "teardown"]  # fmt: skip
-    assert types == expected
+    assert types == [e for e in trainer_event_order(epochs=2, batches=2) if e not in BATCH_EVENTS]
     fit = [e for e in recorder.events if e.type == "on_fit_epoch_end"]
     assert [e.data["epoch"] for e in fit] == [1, 2]
     assert all(e.data["epochs"] == 2 for e in fit)
@@ -72,6 +70,17 @@ def test_epoch_events_are_keyed_by_epoch_and_run_events_by_attempt(run):
     assert max(keys.values()) == 1
     assert "on_fit_epoch_end:1" in keys and "on_fit_epoch_end:2" in keys
     assert "on_train_start:attempt-2" in keys
+
+
+def test_an_epoch_cut_by_a_stop_keys_its_events_apart_from_its_resumed_run(run):
+    recorder = run(epochs=3, batches=2, stop_in_epoch=2)
+    second = [e for e in recorder.events if e.data.get("epoch") == 2 and e.type in EPOCH_EVENTS]
+    assert [(e.type, e.dedupe_key) for e in second] == [
+        ("on_train_epoch_start", "on_train_epoch_start:2"),
+        ("on_model_save", "on_model_save:2:cut-attempt-2"),
+        ("on_params_update", "on_params_update:2:cut-attempt-2"),
+    ]
+    assert recorder.events[-2].type == "on_train_end" and recorder.events[-2].data["stop_reason"] == "stop"
 
 
 def test_metrics_are_sent_only_once_validated(run):

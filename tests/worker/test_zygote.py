@@ -27,7 +27,7 @@ def zygote():
 
 def spawn(zygote: ZygoteClient, tmp_path: Path, entry: str, arg: Path) -> ForkedChild:
     """Fork `entry(arg)` with its output in tmp_path/out.log."""
-    conn, pid = zygote.spawn(str(arg), str(tmp_path / "out.log"), {}, os.getcwd(), entry=f"{ENTRIES}:{entry}")
+    conn, pid = zygote.spawn(str(arg), str(tmp_path / "out.log"), os.getcwd(), entry=f"{ENTRIES}:{entry}")
     return ForkedChild(conn, pid)
 
 

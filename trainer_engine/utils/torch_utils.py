@@ -112,8 +112,3 @@ class ModelEMA:
     def state_dict(self) -> dict[str, Any]:
         """Return the EMA weights as a state dict."""
         return self.ema.state_dict()
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Return the number of parameters of a model."""
-    return sum(p.numel() for p in model.parameters())

@@ -120,11 +120,12 @@ def _reap_target(status: JobStatus, attempt: int, max_attempts: int) -> JobStatu
     return JobStatus.RETRYING if attempt < max_attempts else JobStatus.FAILED
 
 
-def resend_waiting(session: Session, older_than_s: float, limit: int = 100) -> list[str]:
+def resend_waiting(session: Session, older_than_s: float, limit: int | None = 100) -> list[str]:
     """Re-send run_job for queued/retrying jobs untouched for `older_than_s`; return their ids.
 
     A run_job message lost with Redis would leave a job queued forever; sending it again is safe
-    because take_lease lets only one run win. `updated_at` is bumped so the next sweep waits again.
+    because take_lease lets only one run win. `updated_at` is bumped so the next sweep waits again,
+    and a job another sweep bumped or a worker took meanwhile is skipped. `limit=None`: all of them.
     """
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     rows = session.execute(

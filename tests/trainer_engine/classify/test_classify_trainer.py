@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,13 +129,23 @@ def test_resume_continues_the_named_run_and_extends_epochs(tmp_path: Path) -> No
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
 
 
-def test_resume_from_a_path_and_nothing_left_to_resume(tmp_path: Path) -> None:
+def test_resume_from_a_path_of_a_finished_run_trains_nothing_and_a_larger_epochs_trains_on(
+    tmp_path: Path,
+) -> None:
     trainer = ClassificationTrainer(overrides=tiny_overrides(tmp_path, epochs=1))
     trainer.train()
-    with pytest.raises(
-        ValueError, match=r"finished 1 of 1 epochs: nothing left to resume; pass a larger epochs"
-    ):
-        ClassificationTrainer(overrides={"resume": str(trainer.last), "data": TINY})
+    done = ClassificationTrainer(overrides={"resume": str(trainer.last), "data": TINY})
+    seen = record_all(done)
+    done.train()
+    assert [e for e, _ in seen] == [
+        "on_pretrain_routine_start",
+        "on_pretrain_routine_end",
+        "on_train_start",
+        "on_train_end",
+        "teardown",
+    ]
+    assert (done.epoch, done.epochs, done.stop_reason) == (0, 1, None)
+    assert load_checkpoint(trainer.last)["epoch"] == 0
     again = ClassificationTrainer(overrides={"resume": str(trainer.last), "data": TINY, "epochs": 2})
     again.train()
     assert load_checkpoint(again.last)["epoch"] == 1
@@ -244,6 +255,7 @@ BAD_RUNS = [
     ({"device": "gpu"}, "invalid value for 'device': 'gpu'"),
     ({"device": "0"}, "CUDA is not available; use device=cpu"),
     ({"resume": True, "name": "never-ran"}, "cannot resume: checkpoint"),
+    ({"resume": "NOT_A_CHECKPOINT"}, "cannot resume: cannot load checkpoint"),
     ({"freeze": 99}, "freeze=99: this model has 6 layers (0..5)"),
     ({"pretrained": "/nonexistent/w.pt"}, "checkpoint '/nonexistent/w.pt' not found"),
     ({"model": "NOT_A_CHECKPOINT"}, "cannot load checkpoint"),
@@ -254,10 +266,11 @@ BAD_RUNS = [
 def test_bad_runs_fail_clearly_and_leave_no_run_folder(tmp_path: Path, changes: dict, message: str) -> None:
     if changes.get("device") == "0" and torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    if changes.get("model") == "NOT_A_CHECKPOINT":
-        fake = tmp_path / "fake.pt"
-        fake.write_text("not a checkpoint")
-        changes = {"model": str(fake)}
+    for key in ("model", "resume"):
+        if changes.get(key) == "NOT_A_CHECKPOINT":
+            fake = tmp_path / "fake.pt"
+            fake.write_text("not a checkpoint")
+            changes = {key: str(fake)}
     overrides = tiny_overrides(tmp_path, **{"epochs": 1, **changes})
     with pytest.raises(ValueError, match=_literal(message)):
         ClassificationTrainer(overrides=overrides).train()
@@ -284,3 +297,15 @@ def test_checkpoint_holds_exactly_the_declared_keys_and_summarises(tmp_path: Pat
         "lr/pg1",
         "lr/pg2",
     }
+
+
+def test_the_time_limit_resizes_epochs_in_one_place_and_the_schedule_follows(tmp_path: Path) -> None:
+    trainer = ClassificationTrainer(overrides=tiny_overrides(tmp_path, epochs=50, time=40 / 3600))
+    trainer.train_time_start = time.time() - 10  # one epoch took 10 s: four fit in 40 s
+    trainer.epoch = 0
+    assert not trainer.should_stop(epoch_end=True)
+    assert trainer.epochs == 4 and trainer.args.epochs == 50
+    assert trainer.lr_factor(4) == pytest.approx(trainer.args.lrf)  # the LR schedule ends with the time
+    trainer.epoch, trainer.train_time_start = 2, time.time() - 41  # out of time after the third epoch
+    assert trainer.should_stop(epoch_end=True) and trainer.stop_reason == "time"
+    assert trainer.epochs == 4  # not re-sized once the time is up

@@ -8,7 +8,8 @@ import pytest
 
 from trainforge.db.models import Job
 from trainforge.db.session import session_scope
-from trainforge.jobs.state import TERMINAL, TRANSITIONS, JobStatus, TransitionError, transition
+from trainforge.jobs.state import TRANSITIONS, TransitionError, transition
+from trainforge.vocab import TERMINAL, JobStatus
 
 
 def test_terminal_statuses_have_no_way_out() -> None:

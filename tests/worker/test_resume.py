@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from trainforge.rundir import RunDir
 from worker.bridge import EventBridge
 from worker.resume import checkpoint_summary, reemit_checkpoint_epoch
 
@@ -21,9 +22,9 @@ class Recorder:
 
 
 def save_checkpoint(path, **values) -> None:
-    """Write a checkpoint of plain values, as the engine does."""
+    """Write a checkpoint of plain values (and an empty model state), as the engine does."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(values, path)
+    torch.save({"model": {}, **values}, path)
 
 
 def test_checkpoint_epoch_events_are_queued_again_with_epoch_keys(tmp_path):
@@ -31,13 +32,15 @@ def test_checkpoint_epoch_events_are_queued_again_with_epoch_keys(tmp_path):
     save_checkpoint(
         last,
         epoch=2,
+        epochs=5,
         best_fitness=0.75,
+        fitness=0.75,
         train_metrics={"metrics/accuracy_top1": 0.75, "fitness": 0.75},
         train_args={"epochs": 5},
     )
     (tmp_path / "weights" / "best.pt").write_bytes(b"x")
     recorder = Recorder()
-    bridge = EventBridge(recorder, tmp_path, attempt=2)
+    bridge = EventBridge(recorder, RunDir(tmp_path), attempt=2)
     assert reemit_checkpoint_epoch(bridge, object(), last) == 3
     assert [e.type for e in recorder.events] == ["on_train_epoch_end", "on_model_save", "on_fit_epoch_end"]
     assert [e.dedupe_key for e in recorder.events] == [
@@ -54,34 +57,20 @@ def test_checkpoint_epoch_events_are_queued_again_with_epoch_keys(tmp_path):
 
 @pytest.mark.parametrize(
     "content",
-    [b"not a checkpoint", None, -1],
-    ids=["torn file", "no epoch", "stopped inside the first epoch"],
+    [b"not a checkpoint", None, -1, "foreign"],
+    ids=["torn file", "no epoch", "stopped inside the first epoch", "not a trainer's file"],
 )
 def test_unreadable_or_epochless_checkpoints_re_emit_nothing(tmp_path, content):
     last = tmp_path / "last.pt"
     if content is None:
-        save_checkpoint(last, model={})
+        save_checkpoint(last)
+    elif content == "foreign":  # no model state: not written by a trainer
+        torch.save({"epoch": 2, "epochs": 5, "train_metrics": {"fitness": 0.5}}, last)
     elif content == -1:  # the engine's "no epoch completed yet"
-        save_checkpoint(last, epoch=-1, train_metrics={}, train_args={"epochs": 5})
+        save_checkpoint(last, epoch=-1, epochs=5, train_metrics={}, train_args={"epochs": 5})
     else:
         last.write_bytes(content)
     assert checkpoint_summary(last) is None
     recorder = Recorder()
-    assert reemit_checkpoint_epoch(EventBridge(recorder, tmp_path), object(), last) == 0
+    assert reemit_checkpoint_epoch(EventBridge(recorder, RunDir(tmp_path)), object(), last) == 0
     assert recorder.events == []
-
-
-def test_a_run_whose_every_epoch_was_saved_finishes_without_training(tmp_path):
-    from worker.child import _finished_before
-
-    last = tmp_path / "weights" / "last.pt"
-    metrics = {"metrics/accuracy_top1": 0.5, "fitness": 0.5}
-    save_checkpoint(last, epoch=1, epochs=2, train_metrics=metrics, train_args={"epochs": 2})
-    recorder = Recorder()
-    outcome = _finished_before(tmp_path, EventBridge(recorder, tmp_path, attempt=2))
-    assert outcome is not None and outcome.ok and outcome.stop_reason is None
-    assert (outcome.epoch, outcome.epochs, outcome.last) == (2, 2, "weights/last.pt")
-    assert [e.dedupe_key for e in recorder.events][-1] == "on_fit_epoch_end:2"
-
-    save_checkpoint(last, epoch=0, epochs=2, train_metrics=metrics, train_args={"epochs": 2})
-    assert _finished_before(tmp_path, EventBridge(Recorder(), tmp_path, attempt=2)) is None

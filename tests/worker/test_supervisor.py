@@ -1,7 +1,9 @@
-"""The run_job supervisor in this process, against real PostgreSQL/SQLite and Redis, with real children.
+"""The run_job supervisor: how it reads a run's end, and whole runs with real databases, Redis and children.
 
-The children run a torch-free trainer (tests/worker/trainers.py) as fresh interpreters, so each run
-takes about a second; end-to-end runs of the real engine through Celery are in tests/integration.
+The verdict tests are pure (exit code + outcome file + why the supervisor stopped the child). The
+run tests start real children running a torch-free trainer (tests/worker/trainers.py) as fresh
+interpreters, so each run takes about a second; end-to-end runs of the real engine through Celery
+are in tests/integration.
 """
 
 from __future__ import annotations
@@ -17,23 +19,102 @@ from sqlalchemy import select
 from trainforge.db.models import Job, JobEvent
 from trainforge.db.session import session_scope
 from trainforge.jobs import service
-from trainforge.jobs.state import JobStatus
-from worker.launcher import set_zygote
-from worker.supervisor import Supervisor
+from trainforge.rundir import RunDir
+from trainforge.settings import Settings
+from trainforge.vocab import JobStatus
+from worker.launcher import UNKNOWN_EXIT
+from worker.outcome import Outcome
+from worker.runspec import RunSpec
+from worker.supervisor import CANCEL, TIME, Supervisor, decide, describe_exit, refuse_trainer, time_limit_s
 
 TICK = "tests.worker.trainers:TickTrainer"
 
+S = JobStatus
+DONE = Outcome(ok=True, stop_reason=None)
+STOPPED = Outcome(ok=True, stop_reason="signal")
+EARLY = Outcome(ok=True, stop_reason="patience")
+CRASHED = Outcome(ok=False, error="ValueError: bad data")
+NOTHING = Outcome()
 
-@pytest.fixture
-def env(settings_env, monkeypatch):
-    """Test settings with a fast heartbeat, children started as fresh interpreters."""
-    from trainforge.settings import get_settings
 
-    monkeypatch.setenv("TRAINFORGE_HEARTBEAT_INTERVAL_S", "0.3")
-    get_settings.cache_clear()
-    set_zygote(None)
-    yield get_settings()
-    get_settings.cache_clear()
+@pytest.mark.parametrize(
+    ("code", "outcome", "reason", "status", "error"),
+    [
+        (0, DONE, None, S.SUCCEEDED, None),
+        (0, EARLY, None, S.SUCCEEDED, None),
+        (1, CRASHED, None, S.FAILED, "ValueError: bad data"),
+        (-signal.SIGKILL, NOTHING, None, S.FAILED, "killed by SIGKILL (out of memory?)"),
+        (-signal.SIGSEGV, NOTHING, None, S.FAILED, "killed by SIGSEGV"),
+        (3, NOTHING, None, S.FAILED, "exited with code 3"),
+        (UNKNOWN_EXIT, NOTHING, None, S.FAILED, "without reporting an exit status"),
+        (UNKNOWN_EXIT, DONE, None, S.SUCCEEDED, None),
+        # stopped by a signal nobody here sent: the worker is shutting down, resume elsewhere
+        (0, STOPPED, None, S.RETRYING, None),
+        (-signal.SIGTERM, NOTHING, None, S.RETRYING, None),
+        (0, STOPPED, CANCEL, S.CANCELLED, None),
+        (-signal.SIGKILL, NOTHING, CANCEL, S.CANCELLED, None),
+        (-signal.SIGTERM, NOTHING, CANCEL, S.CANCELLED, None),
+        (0, DONE, CANCEL, S.SUCCEEDED, None),  # finished before it noticed the cancel
+        (0, STOPPED, TIME, S.FAILED, "time limit of 2 s"),
+        (-signal.SIGKILL, NOTHING, TIME, S.FAILED, "ran past its time limit"),
+        (0, DONE, TIME, S.SUCCEEDED, None),
+    ],
+)
+def test_verdicts(code, outcome, reason, status, error):
+    verdict = decide(code, outcome, reason, limit_s=2.0)
+    assert verdict.status is status
+    if error is None:
+        assert verdict.error is None
+    else:
+        assert error in verdict.error
+
+
+def test_describe_exit_names_the_signal():
+    assert describe_exit(-signal.SIGTERM) == "the training process was killed by SIGTERM"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "operator_limit", "expected"),
+    [
+        ({}, None, None),
+        ({"time": 0}, None, None),
+        ({"time": 1.0}, None, 3600 * 1.1 + 60),
+        ({}, 600.0, 600.0),
+        ({"time": 1.0}, 600.0, 600.0),
+        ({"time": 0.01}, 600.0, 0.01 * 3600 * 1.1 + 60),
+    ],
+)
+def test_time_limit_is_the_lower_of_the_trainers_budget_and_the_operators(
+    overrides, operator_limit, expected
+):
+    assert time_limit_s(overrides, Settings(job_time_limit_s=operator_limit)) == expected
+
+
+def test_time_limit_and_stop_grace_are_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TRAINFORGE_JOB_TIME_LIMIT_S", "7200")
+    monkeypatch.setenv("TRAINFORGE_STOP_GRACE_S", "5")
+    settings = Settings()
+    assert (settings.job_time_limit_s, settings.stop_grace_s) == (7200.0, 5.0)
+    assert Settings.model_fields["stop_grace_s"].default == 30.0
+
+
+@pytest.mark.parametrize(
+    ("ref", "allowed", "refused"),
+    [
+        ("trainer_engine.models.classify:ClassificationTrainer", [], False),
+        ("tests.worker.trainers:TickTrainer", ["tests."], False),
+        ("tests.worker.trainers:TickTrainer", ["mypkg"], True),
+        ("testsuite.x:T", ["tests"], True),
+    ],
+)
+def test_a_trainer_outside_the_allowed_modules_is_refused(ref, allowed, refused):
+    reason = refuse_trainer(ref, allowed)
+    assert (reason is not None) == refused
+    if refused:
+        assert "is no longer allowed (see TRAINFORGE_TRAINER_MODULES)" in reason
+
+
+# --- whole runs ---------------------------------------------------------------------------------
 
 
 def job_row(job_id: str) -> Job:
@@ -42,10 +123,15 @@ def job_row(job_id: str) -> Job:
         return s.execute(select(Job).where(Job.id == job_id)).scalar_one()
 
 
+def _events(job_id: str) -> list[JobEvent]:
+    """Return the job's events in seq order."""
+    with session_scope() as s:
+        return list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)))
+
+
 def event_types(job_id: str) -> list[str]:
     """Return the job's event types in seq order."""
-    with session_scope() as s:
-        return list(s.scalars(select(JobEvent.type).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)))
+    return [e.type for e in _events(job_id)]
 
 
 def in_background(supervisor: Supervisor) -> tuple[threading.Thread, list[str]]:
@@ -77,7 +163,7 @@ def test_run_succeeds_and_records_events_progress_and_log(env, make_job):
     assert types[0] == "job.started" and types[-1] == "job.succeeded"
     assert types.count("on_fit_epoch_end") == 2 and types.count("on_train_epoch_end") == 2
     assert "on_train_batch_end" not in types
-    log = (env.artifacts_dir / job_id / "train.log").read_text()
+    log = RunDir.of(env.artifacts_dir, job_id).log.read_text()
     assert TICK in log
 
 
@@ -88,6 +174,44 @@ def test_trainer_error_fails_the_job_with_its_message_and_logs_the_traceback(env
     assert job.error == "RuntimeError: failing on purpose at epoch 2"
     assert event_types(job_id)[-1] == "job.failed"
     assert "Traceback" in (env.artifacts_dir / job_id / "train.log").read_text()
+
+
+def test_the_child_trains_the_run_its_supervisor_described(env, make_job):
+    job_id = make_job(trainer_ref=TICK, overrides={"epochs": 1, "batches": 1})
+    supervisor = Supervisor(job_id)
+    assert supervisor.run() == "succeeded"
+    run = RunDir.of(env.artifacts_dir, job_id)
+    spec = RunSpec.read(run.spec)  # what a fresh interpreter was handed
+    assert (spec.job_id, spec.attempt, spec.lease_owner, spec.resume) == (job_id, 1, supervisor.owner, False)
+    assert (spec.trainer_ref, spec.world_size, spec.run_dir) == (TICK, 1, run)
+    assert spec.overrides == {**run.trainer_overrides(), "epochs": 1, "batches": 1}
+    assert spec.supervisor_pid == os.getpid()
+
+
+def test_a_job_with_a_checkpoint_resumes_from_it(env, make_job):
+    job_id = make_job(trainer_ref=TICK, overrides={"epochs": 3, "batches": 1}, status="retrying", attempt=1)
+    first = make_job(trainer_ref=TICK, overrides={"epochs": 1, "batches": 1})
+    assert Supervisor(first).run() == "succeeded"  # leaves a last.pt of one epoch to move over
+    run = RunDir.of(env.artifacts_dir, job_id)
+    run.weights.mkdir(parents=True)
+    RunDir.of(env.artifacts_dir, first).last.rename(run.last)
+    assert Supervisor(job_id).run() == "succeeded"
+    assert RunSpec.read(run.spec).resume is True
+    assert RunSpec.read(run.spec).attempt == 2
+    starts = [e for e in _events(job_id) if e.type == "on_train_epoch_start"]
+    assert [e.data["epoch"] for e in starts] == [2, 3]
+
+
+def test_a_trainer_no_longer_allowed_fails_without_starting_a_child(env, make_job):
+    job_id = make_job(trainer_ref="elsewhere.trainers:Trainer")
+    assert Supervisor(job_id).run() == "failed"
+    job = job_row(job_id)
+    assert (
+        job.error
+        == "trainer module 'elsewhere.trainers' is no longer allowed (see TRAINFORGE_TRAINER_MODULES)"
+    )
+    assert event_types(job_id) == ["job.started", "job.failed"]
+    assert not RunDir.of(env.artifacts_dir, job_id).log.exists()
 
 
 def test_unloadable_trainer_fails_with_a_clear_message(env, make_job):
@@ -169,7 +293,7 @@ def _child_pgid(job_id: str) -> int:
                     cmdline = f.read().split(b"\0")
             except OSError:
                 continue
-            if b"worker.child" in cmdline and job_id.encode() in cmdline:
+            if b"worker.child" in cmdline and any(job_id.encode() in arg for arg in cmdline):
                 return os.getpgid(int(path))
     raise LookupError(job_id)
 

@@ -1,0 +1,42 @@
+"""The training child with the real engine: a run taken over after its last epoch was saved."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from trainforge.db.models import Job, JobEvent
+from trainforge.db.session import session_scope
+from trainforge.rundir import RunDir
+from worker.supervisor import Supervisor
+
+classify = pytest.importorskip("trainer_engine.models.classify")
+
+CLASSIFY = "trainer_engine.models.classify:ClassificationTrainer"
+TINY = {
+    "data": "synthetic:classify?classes=2&train=16&val=8&size=16",
+    "imgsz": 16,
+    "batch": 8,
+    "workers": 0,
+    "plots": False,
+    "epochs": 1,
+}
+
+
+def test_a_taken_over_job_whose_every_epoch_was_saved_finishes(env, make_job):
+    job_id = make_job(trainer_ref=CLASSIFY, overrides=TINY, status="retrying", attempt=1)
+    run_dir = RunDir.of(env.artifacts_dir, job_id)
+    # What the first worker left: every epoch trained and saved, then it died before recording success.
+    classify.ClassificationTrainer(overrides={**TINY, **run_dir.trainer_overrides()}).train()
+    assert run_dir.last.is_file()
+    assert Supervisor(job_id).run() == "succeeded"
+    with session_scope() as s:
+        job = s.execute(select(Job).where(Job.id == job_id)).scalar_one()
+        events = list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.seq)))
+    assert (job.status, job.epoch, job.epochs, job.attempt, job.error) == ("succeeded", 1, 1, 2, None)
+    assert (job.last_path, job.best_path) == ("weights/last.pt", "weights/best.pt")
+    assert job.metrics and "fitness" not in job.metrics
+    fit = [e for e in events if e.type == "on_fit_epoch_end"]
+    assert [(e.data["epoch"], e.dedupe_key) for e in fit] == [(1, "on_fit_epoch_end:1")]
+    assert fit[0].data["resumed_from_checkpoint"] is True
+    assert [e.type for e in events][-1] == "job.succeeded"

@@ -1,0 +1,55 @@
+"""The reaper as a starting worker runs it: stale leases reaped, every waiting job's run_job re-sent once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+import redis
+
+from trainforge.db.models import Job
+from trainforge.db.session import session_scope
+from trainforge.db.types import utcnow
+from worker import reaper
+
+
+@pytest.fixture
+def queues(redis_url):
+    """Return a function that gives a job its own queue; the queues are emptied afterwards."""
+    client = redis.Redis.from_url(redis_url)
+    names: list[str] = []
+
+    def make() -> dict[str, object]:
+        names.append(f"tf-test-reaper-{uuid.uuid4().hex[:8]}")
+        return {"queue": names[-1], "gpus": 0}
+
+    yield make, client
+    if names:
+        client.delete(*names)
+
+
+def test_startup_resends_every_waiting_job_and_nothing_else(make_job, queues) -> None:
+    make, client = queues
+    queued = make_job(resources=make())  # just submitted: its message may be lost as well
+    retrying = make_job(status="retrying", attempt=1, resources=make())
+    running = make_job(status="running", lease_owner="w", heartbeat_at=utcnow(), resources=make())
+    resent = reaper.resend_waiting()
+    assert {queued, retrying} <= set(resent) and running not in resent
+    lengths = {}
+    with session_scope() as s:
+        for job_id in (queued, retrying, running):
+            lengths[job_id] = client.llen(s.get(Job, job_id).resources["queue"])
+    assert lengths == {queued: 1, retrying: 1, running: 0}
+
+
+def test_startup_reaps_a_stale_lease_and_resends_the_job(make_job, queues, settings_env) -> None:
+    make, client = queues
+    resources = make()
+    stale = make_job(
+        status="running", lease_owner="dead", heartbeat_at=utcnow() - timedelta(hours=1), resources=resources
+    )
+    assert stale in [r.job_id for r in reaper.reap()]
+    with session_scope() as s:
+        assert s.get(Job, stale).status == "retrying"
+    assert client.llen(resources["queue"]) == 1
