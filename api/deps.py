@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import closing
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
@@ -12,10 +13,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from trainforge.auth import Principal, cached_principal, resolve_token
-from trainforge.db.models import Job
-from trainforge.db.session import get_sessionmaker
+from trainforge.db.session import get_read_engine, get_sessionmaker
 from trainforge.errors import Invalid, NotFound
 from trainforge.jobs import repository
+from trainforge.jobs.repository import JobView
 from trainforge.settings import Settings
 
 
@@ -68,7 +69,7 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 # A token is read from the database at most once per TRAINFORGE_AUTH_CACHE_S.
 
 
-async def current_principal(settings: SettingsDep, session: SessionDep, credentials: BearerDep) -> Principal:
+async def current_principal(settings: SettingsDep, credentials: BearerDep) -> Principal:
     """Return the tenant of the request's API token; 401 if it is missing or invalid.
 
     The one way every route authenticates: another way of presenting a token (a cookie) is read
@@ -84,8 +85,10 @@ async def current_principal(settings: SettingsDep, session: SessionDep, credenti
         )
     principal = cached_principal(token, settings.auth_cache_s)
     if principal is None:
-        principal = resolve_token(session, token, cache_ttl_s=settings.auth_cache_s)
-        _end_read_only(session)
+        # Its own short read, opened the request's way: most requests find the token cached and then
+        # need no session at all, which is what keeps the polled routes cheap (bench/api_status.py).
+        with closing(open_session(settings)) as session:
+            principal = resolve_token(session, token, cache_ttl_s=settings.auth_cache_s)
     if principal is None:
         raise HTTPException(
             status_code=401,
@@ -97,12 +100,6 @@ async def current_principal(settings: SettingsDep, session: SessionDep, credenti
 
 
 CurrentTenant = Annotated[Principal, Depends(current_principal)]
-
-
-def _end_read_only(session: Session) -> None:
-    """Commit a transaction that only read (nothing pending), returning its connection early."""
-    if session.in_transaction() and not (session.new or session.dirty or session.deleted):
-        session.commit()
 
 
 def check_job_id(job_id: str) -> str:
@@ -119,17 +116,17 @@ def check_job_id(job_id: str) -> str:
 JobIdPath = Annotated[str, Path(description="The job's id (a UUID).")]
 
 
-async def get_job(job_id: JobIdPath, session: SessionDep, principal: CurrentTenant) -> Job:
-    """Return the caller's job `job_id`; 404 if it does not exist or belongs to another tenant.
+async def get_job(job_id: JobIdPath, settings: SettingsDep, principal: CurrentTenant) -> JobView:
+    """Return the caller's job `job_id` as a read-only row; 404 if it does not exist or is another's.
 
     Every route about one job takes it from here, so the fetch and the tenant check happen once.
-    The read ends its transaction at once (the row stays usable: sessions keep objects on commit).
+    A route that changes the job re-reads it in its own transaction (see jobs.service.cancel_job).
     """
-    job = repository.get_for_tenant(session, principal.tenant_id, check_job_id(job_id))
-    _end_read_only(session)
+    engine = get_read_engine(settings.database_url)
+    job = repository.read_view_for_tenant(engine, principal.tenant_id, check_job_id(job_id))
     if job is None:
         raise NotFound(f"job {job_id} not found; list your jobs with GET /v1/jobs")
     return job
 
 
-JobDep = Annotated[Job, Depends(get_job)]
+JobDep = Annotated[JobView, Depends(get_job)]

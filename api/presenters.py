@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainforge.db.models import Job
+from trainforge.jobs.repository import JobView
 from trainforge.rundir import RunDir
 from trainforge.schemas import JobLinks, JobPublic
 
 
-def job_links(job: Job, artifacts_dir: Path | None = None) -> JobLinks:
+def job_links(job: Job | JobView, artifacts_dir: Path | None = None) -> JobLinks:
     """Return the links of a job; best/last only when the checkpoint exists."""
     base = f"/v1/jobs/{job.id}"
     links = JobLinks(
@@ -29,7 +30,7 @@ def job_links(job: Job, artifacts_dir: Path | None = None) -> JobLinks:
     return links
 
 
-def job_public(job: Job, artifacts_dir: Path | None = None) -> JobPublic:
+def job_public(job: Job | JobView, artifacts_dir: Path | None = None) -> JobPublic:
     """Return the public view of a job."""
     return JobPublic(
         id=job.id,

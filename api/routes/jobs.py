@@ -75,4 +75,4 @@ async def get_job(job: JobDep, settings: SettingsDep) -> Response:
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
 def cancel_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> JobPublic:
     """Cancel a job: at once if it has not started, at the next batch boundary if it runs."""
-    return job_public(service.cancel_job(session, job), settings.artifacts_dir)
+    return job_public(service.cancel_job(session, job.id), settings.artifacts_dir)

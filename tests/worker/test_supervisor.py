@@ -226,7 +226,7 @@ def test_cancel_stops_the_child_at_a_batch_boundary(env, make_job):
     wait_for(lambda: "on_fit_epoch_end" in event_types(job_id))
     asked = time.monotonic()
     with session_scope() as s:
-        service.cancel_job(s, s.get(Job, job_id))
+        service.cancel_job(s, job_id)
     thread.join(20)
     assert result == ["cancelled"]
     assert time.monotonic() - asked < 10  # at the next batch (0.05 s); generous for a loaded machine

@@ -91,6 +91,26 @@ def get_engine(url: str | None = None) -> Engine:
         return engine
 
 
+def get_read_engine(url: str | None = None) -> Engine:
+    """Return an engine for single-statement reads: autocommit and no pre-ping on PostgreSQL.
+
+    A read of one row then costs one round trip instead of four (ping, BEGIN, SELECT, ROLLBACK).
+    A connection the server dropped fails that one request (the API answers 503) and is discarded.
+    On SQLite (no round trips) it is the shared engine.
+    """
+    url = url or get_settings().database_url
+    key = "read:" + url
+    engine = _engines.get(key)  # the hot path: no URL parsing, no lock
+    if engine is not None:
+        return engine
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = get_engine(url)
+    else:
+        engine = create_db_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+    with _lock:
+        return _engines.setdefault(key, engine)
+
+
 def get_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
     """Return the session factory bound to the engine for `url`."""
     url = url or get_settings().database_url

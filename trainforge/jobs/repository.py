@@ -5,19 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import Session
 
 from trainforge.cursors import decode_cursor, encode_cursor
 from trainforge.db.models import Job, JobTag
 
+# A job as the API shows it: a read-only row with the columns below (not an ORM object).
+JobView = Row[Any]
+
+# What a job view shows (api.presenters.job_public); bookkeeping columns (lease, hashes) stay unread.
+_VIEW_COLUMNS = [
+    c for c in Job.__table__.c if c.name not in {
+        "tenant_id", "idempotency_key", "request_hash", "lease_owner", "heartbeat_at", "event_seq",
+        "cancel_requested_at", "updated_at",
+    }
+]  # fmt: skip
 # Built once: this lookup runs on every request about a job, and building the statement costs more
 # than its (cached) compilation.
-_JOB_OF_TENANT = select(Job).where(Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id"))
+_JOB_VIEW_OF_TENANT = select(*_VIEW_COLUMNS).where(
+    Job.__table__.c.id == bindparam("job_id"), Job.__table__.c.tenant_id == bindparam("tenant_id")
+)
 
 
-def get_for_tenant(session: Session, tenant_id: str, job_id: str) -> Job | None:
-    """Return the tenant's job `job_id`, or None (another tenant's job is invisible)."""
-    return session.execute(_JOB_OF_TENANT, {"job_id": job_id, "tenant_id": tenant_id}).scalar_one_or_none()
+def read_view_for_tenant(engine: Engine, tenant_id: str, job_id: str) -> JobView | None:
+    """Return the tenant's job as a read-only row of its view columns, or None if it is not theirs.
+
+    A plain row on its own connection, not an ORM object in a session: loading the ORM object and
+    ending the session's transaction doubled the CPU time of GET /v1/jobs/{id} (bench/api_status.py).
+    """
+    with engine.connect() as conn:
+        return conn.execute(_JOB_VIEW_OF_TENANT, {"job_id": job_id, "tenant_id": tenant_id}).first()
 
 
 def status_of(session: Session, job_id: str) -> str | None:

@@ -137,12 +137,15 @@ def _existing(session: Session, tenant_id: str, key: str, digest: str) -> Job | 
     return job
 
 
-def cancel_job(session: Session, job: Job) -> Job:
-    """Cancel a job: a waiting one ends cancelled at once; a running one goes to cancelling.
+def cancel_job(session: Session, job_id: str) -> Job:
+    """Cancel job `job_id`: a waiting one ends cancelled at once; a running one goes to cancelling.
+
+    The caller has checked the job's tenant; the row is read again here, inside this transaction.
 
     The running job's worker learns about it from a notice on `trainforge:jobs:{id}:control` (sent
     after commit) or from its next heartbeat, stops the trainer at a batch boundary and records cancelled.
     """
+    job = session.get_one(Job, job_id)
     for _ in range(3):  # the status may change under us (a worker takes the job); re-read and retry
         status = JobStatus(job.status)
         if status in TERMINAL:
