@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.engine import Engine, Row
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from trainforge.cursors import decode_cursor, encode_cursor
@@ -34,8 +35,18 @@ def read_view_for_tenant(engine: Engine, tenant_id: str, job_id: str) -> JobView
     A plain row on its own connection, not an ORM object in a session: loading the ORM object and
     ending the session's transaction doubled the CPU time of GET /v1/jobs/{id} (bench/api_status.py).
     """
+    params = {"job_id": job_id, "tenant_id": tenant_id}
+    try:
+        with engine.connect() as conn:
+            return conn.execute(_JOB_VIEW_OF_TENANT, params).first()
+    except DBAPIError as exc:
+        # A server restart drops every pooled connection, and the read engine does not ping first
+        # (one round trip per read): the first read after it fails, which invalidates the pool, so
+        # one more try gets a fresh connection. Any other error is the caller's (503 or a bug).
+        if not exc.connection_invalidated:
+            raise
     with engine.connect() as conn:
-        return conn.execute(_JOB_VIEW_OF_TENANT, {"job_id": job_id, "tenant_id": tenant_id}).first()
+        return conn.execute(_JOB_VIEW_OF_TENANT, params).first()
 
 
 def status_of(session: Session, job_id: str) -> str | None:
