@@ -149,7 +149,7 @@ def child(variant: str, args: argparse.Namespace) -> None:
         run_plain(args)
     else:
         run_engine(args, lean=variant == "engine-lean")
-    print("READY", flush=True)  # nothing left to run: the parent's next "go" finds the end
+    print("READY", flush=True)  # the end of the last round, as after every other one
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps({"peak_rss_mb": peak}), flush=True)
 
@@ -187,9 +187,7 @@ class Side:
         return result
 
     def close(self) -> float:
-        """End the child; return its peak RSS in MB."""
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
+        """Let the child finish (it needs no more input); return its peak RSS in MB."""
         peak = json.loads(self.expect("RESULT "))["peak_rss_mb"]
         self.proc.wait()
         return peak
