@@ -15,11 +15,20 @@ from trainforge.schemas import ArtifactPublic, ArtifactsPublic
 router = APIRouter(prefix="/v1/jobs", tags=["artifacts"])
 
 
+def _hidden(rel: PurePosixPath) -> bool:
+    """Return whether a run file is the service's own (.runspec.json holds the lease owner) or a temp file."""
+    return any(part.startswith(".") for part in rel.parts)
+
+
 def _files(folder: Path) -> list[Path]:
-    """Return the regular files under `folder` (links are skipped: they could point anywhere)."""
+    """Return the job's own regular files under `folder` (links are skipped: they could point anywhere)."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not p.is_symlink() and not _hidden(PurePosixPath(p.relative_to(folder).as_posix()))
+    )
 
 
 def _public_name(folder: Path, path: Path) -> str:
@@ -44,7 +53,7 @@ def list_artifacts(job: JobDep, settings: SettingsDep) -> ArtifactsPublic:
 def resolve_artifact(folder: Path, name: str) -> Path | None:
     """Return the file `name` names inside `folder`, or None (absolute paths, '..' and links never match)."""
     rel = PurePosixPath(ARTIFACT_ALIASES.get(name, name))
-    if rel.is_absolute() or ".." in rel.parts or "\\" in name or not rel.parts:
+    if rel.is_absolute() or ".." in rel.parts or "\\" in name or not rel.parts or _hidden(rel):
         return None
     path = folder.joinpath(*rel.parts)
     try:

@@ -39,6 +39,9 @@ def test_list_and_download(api_client, job) -> None:
     _write_run(folder)
     (folder.parent / "secret.txt").write_text("not yours")
     (folder / "link.txt").symlink_to(folder.parent / "secret.txt")
+    (folder / ".runspec.json").write_text('{"lease_owner": "host:1:abc"}')  # the service's own files
+    (folder / ".outcome.json").write_text("{}")
+    (folder / "weights" / ".last.pt.tmp-7").write_bytes(b"half-written")
     listed = api_client.get(f"/v1/jobs/{job_id}/artifacts", headers=headers).json()["data"]
     assert {a["name"] for a in listed} == {"best.pt", "last.pt", "results.csv", "train.log"}
     best = api_client.get(f"/v1/jobs/{job_id}/artifacts/best.pt", headers=headers)
@@ -52,7 +55,8 @@ def test_list_and_download(api_client, job) -> None:
     )
     links = api_client.get(f"/v1/jobs/{job_id}", headers=headers).json()["links"]
     assert links["best"] == f"/v1/jobs/{job_id}/artifacts/best.pt"
-    for bad in ("link.txt", "..%2Fsecret.txt", "weights%2F..%2F..%2Fsecret.txt", "nope.pt"):
+    hidden = (".runspec.json", ".outcome.json", "weights/.last.pt.tmp-7")
+    for bad in ("link.txt", "..%2Fsecret.txt", "weights%2F..%2F..%2Fsecret.txt", "nope.pt", *hidden):
         r = api_client.get(f"/v1/jobs/{job_id}/artifacts/{bad}", headers=headers)
         assert r.status_code == 404, bad
         assert "available: " in r.json()["detail"] and "best.pt" in r.json()["detail"]
