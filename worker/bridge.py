@@ -7,7 +7,6 @@ a resumed run never stores one twice; run-wide events are keyed by attempt.
 
 from __future__ import annotations
 
-import math
 import time
 from functools import partial
 from pathlib import Path
@@ -30,15 +29,13 @@ PROGRESS_INTERVAL_S = 0.5
 
 
 def plain(value: Any) -> Any:
-    """Turn tensors, numpy values, paths and NaN into JSON-able plain values."""
+    """Turn tensors, numpy values and paths into plain values (the service's JSON writer nulls NaN)."""
     if hasattr(value, "tolist"):  # torch tensors and numpy arrays/scalars, without importing either
         value = value.tolist()
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
     if isinstance(value, Path):
         return str(value)
     return value

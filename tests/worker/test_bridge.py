@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from trainers import TickTrainer  # tests/worker/trainers.py
@@ -117,10 +118,20 @@ def test_batches_become_throttled_progress(run, monkeypatch):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(float("nan"), None), ({"a": (1, 2.5)}, {"a": [1, 2.5]}), (float("inf"), None), ("x", "x")],
+    [({"a": (1, 2.5)}, {"a": [1, 2.5]}), (Path("weights/last.pt"), "weights/last.pt"), ("x", "x")],
 )
 def test_plain_values(value, expected):
     assert plain(value) == expected
+
+
+def test_a_diverged_loss_is_stored_as_null_by_the_one_json_writer():
+    from trainforge.db.session import json_dumps
+
+    # The bridge passes NaN through; the service's JSON writer (DB columns and Redis) makes it null.
+    assert (
+        json_dumps(plain({"loss": float("nan"), "lr": [float("inf"), 0.1]}))
+        == '{"loss": null, "lr": [null, 0.1]}'
+    )
 
 
 def test_dedupe_key_for_epochless_events():
