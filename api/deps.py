@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from api.ui import session as ui_session
 from trainforge.auth import Principal, cached_principal, resolve_token
 from trainforge.db.models import Job
 from trainforge.db.session import get_read_engine, get_sessionmaker, session_scope
@@ -66,6 +67,24 @@ def bearer_token(request: Request) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
+def dashboard_session_token(request: Request) -> str | None:
+    """Return the token of the dashboard's session cookie; 403 for an unsafe method without its CSRF header.
+
+    Only asked when there is no bearer header. A browser sends the cookie on its own, so a POST that
+    carries it proves nothing about who wrote the request: it must also echo the page's CSRF token.
+    """
+    token = ui_session.cookie_token(request)
+    if token is None or request.method in ui_session.SAFE_METHODS:
+        return token
+    if not ui_session.csrf_matches(token, request.headers.get(ui_session.CSRF_HEADER)):
+        raise HTTPException(
+            status_code=403,
+            detail="missing or wrong X-CSRF-Token header: a request signed in with the dashboard's "
+            "cookie must send the CSRF token of the page (or use 'Authorization: Bearer <token>')",
+        )
+    return token
+
+
 def authenticate(settings: Settings, token: str | None) -> Principal:
     """Return the tenant of a bearer token; 401 if it is missing or invalid."""
     if token is None:
@@ -89,9 +108,11 @@ def authenticate(settings: Settings, token: str | None) -> Principal:
     return principal
 
 
-async def current_principal(settings: SettingsDep, credentials: BearerDep) -> Principal:
-    """Return the tenant of the request's bearer token; 401 if it is missing or invalid."""
-    return authenticate(settings, credentials.credentials if credentials else None)
+async def current_principal(request: Request, settings: SettingsDep, credentials: BearerDep) -> Principal:
+    """Return the tenant of the request's bearer token (or dashboard cookie); 401 if missing or invalid."""
+    return authenticate(
+        settings, credentials.credentials if credentials else dashboard_session_token(request)
+    )
 
 
 CurrentTenant = Annotated[Principal, Depends(current_principal)]
@@ -149,7 +170,7 @@ async def read_job_view(request: Request, job_id: str) -> Any:
     meanwhile.
     """
     settings: Settings = request.app.state.settings
-    principal = authenticate(settings, bearer_token(request))
+    principal = authenticate(settings, bearer_token(request) or dashboard_session_token(request))
     check_job_id(job_id)
     pool = getattr(request.app.state, "read_pool", None)
     if pool is not None:

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from api import errors
 from api.middleware import BodyLimitMiddleware
 from api.routes import artifacts, events, health, jobs, logs, trainers
+from api.ui.routes import install as install_ui
 from trainforge import __version__
 from trainforge.db.async_reads import AsyncReadPool
 from trainforge.settings import Settings, get_settings
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     for router in _optional_routers():
         app.include_router(router)  # type: ignore[arg-type]
+    install_ui(app)
     return app
 
 
