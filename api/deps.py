@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from api.ui import session as ui_session
 from trainforge.auth import Principal, cached_principal, resolve_token
 from trainforge.db.session import get_read_engine, get_sessionmaker
 from trainforge.errors import Invalid, NotFound
@@ -69,13 +70,37 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 # A token is read from the database at most once per TRAINFORGE_AUTH_CACHE_S.
 
 
-async def current_principal(settings: SettingsDep, credentials: BearerDep) -> Principal:
+def dashboard_session_token(request: Request) -> str | None:
+    """Return the token of the dashboard's session cookie; 403 for an unsafe method without its CSRF header.
+
+    Only asked when there is no bearer header. A browser sends the cookie on its own, so a POST that
+    carries it proves nothing about who wrote the request: it must also echo the page's CSRF token.
+    """
+    token = ui_session.cookie_token(request)
+    if token is None or request.method in ui_session.SAFE_METHODS:
+        return token
+    if not ui_session.csrf_matches(token, request.headers.get(ui_session.CSRF_HEADER)):
+        raise HTTPException(
+            status_code=403,
+            detail="missing or wrong X-CSRF-Token header: a request signed in with the dashboard's "
+            "cookie must send the CSRF token of the page (or use 'Authorization: Bearer <token>')",
+        )
+    return token
+
+
+async def current_principal(request: Request, settings: SettingsDep, credentials: BearerDep) -> Principal:
     """Return the tenant of the request's API token; 401 if it is missing or invalid.
 
-    The one way every route authenticates: another way of presenting a token (a cookie) is read
-    here, next to the bearer header, and resolved the same way.
+    The one way every route authenticates: the bearer header, or else the dashboard's session
+    cookie (with its CSRF check), resolved the same way.
     """
-    token = credentials.credentials if credentials else None
+    return authenticate(
+        settings, credentials.credentials if credentials else dashboard_session_token(request)
+    )
+
+
+def authenticate(settings: Settings, token: str | None) -> Principal:
+    """Return the tenant of an API token, however it was presented; 401 if it is missing or invalid."""
     if token is None:
         raise HTTPException(
             status_code=401,

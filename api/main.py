@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from api import errors
 from api.middleware import BodyLimitMiddleware
 from api.routes import artifacts, deliveries, events, health, jobs, logs, trainers, webhooks
+from api.ui.routes import install as install_ui
 from trainforge import __version__
 from trainforge.settings import Settings, get_settings
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     for module in (health, jobs, events, logs, artifacts, trainers, webhooks, deliveries):
         app.include_router(module.router)
+    install_ui(app)
     return app
 
 

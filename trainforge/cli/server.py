@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
     up.add_argument("--state-dir", default=".trainforge", help="folder for the database, Redis and artifacts")
     up.add_argument("--tenant", default="dev", help="tenant of the development token (default 'dev')")
+    up.add_argument(
+        "--verbose", action="store_true", help="show the components' logs here (default: <state-dir>/logs/)"
+    )
     up.set_defaults(func=cmd_up)
 
     api = subparsers.add_parser("api", help="run the HTTP API (uvicorn api.main:app)")
@@ -126,7 +129,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Run the whole service locally until Ctrl-C."""
-    return DevServer(host=args.host, port=args.port, state_dir=Path(args.state_dir), tenant=args.tenant).run()
+    state_dir = Path(args.state_dir)
+    return DevServer(args.host, args.port, state_dir, args.tenant, verbose=args.verbose).run()
 
 
 # --- migrations ----------------------------------------------------------------------------------
@@ -232,8 +236,9 @@ def dev_token(state_dir: Path, tenant: str) -> str:
 class DevServer:
     """Redis, migrations, a token, the API and two workers as children; Ctrl-C stops them in order."""
 
-    def __init__(self, host: str, port: int, state_dir: Path, tenant: str) -> None:
+    def __init__(self, host: str, port: int, state_dir: Path, tenant: str, verbose: bool = False) -> None:
         self.host = host
+        self.verbose = verbose
         self.port = port
         self.state_dir = state_dir.resolve()
         self.tenant = tenant
@@ -295,9 +300,27 @@ class DevServer:
         self._wait_healthy()
         return token
 
+    @property
+    def log_dir(self) -> Path:
+        """Return the folder of the components' logs."""
+        return self.state_dir / "logs"
+
     def _spawn(self, name: str, argv: list[str]) -> None:
-        """Start a child in its own session (Ctrl-C reaches only us; we stop children in order)."""
-        self.children[name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+        """Start a child in its own session (Ctrl-C reaches only us; we stop children in order).
+
+        Its output goes to <state-dir>/logs/<name>.log unless --verbose: the terminal keeps the banner.
+        """
+        output: Any = None
+        if not self.verbose:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child holds it
+        try:
+            self.children[name] = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True
+            )
+        finally:
+            if output is not None:
+                output.close()  # the child has its own copy of the descriptor
 
     def _wait_healthy(self, timeout: float = 90.0) -> None:
         """Wait until the API answers /healthz."""
@@ -316,15 +339,26 @@ class DevServer:
         """Raise when a child exited on its own."""
         for name, proc in self.children.items():
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {proc.returncode}")
+                raise RuntimeError(f"{name} exited with code {proc.returncode}{self._log_tail(name)}")
+
+    def _log_tail(self, name: str, lines: int = 20) -> str:
+        """Return the last lines of a child's log file, to show why it exited (empty with --verbose)."""
+        path = self.log_dir / f"{name}.log"
+        if self.verbose or not path.is_file():
+            return ""
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+        return f"; the end of {path}:\n" + "\n".join(f"  {line}" for line in tail)
 
     def _banner(self, token: str) -> None:
-        """Print where the API is and the token to use."""
+        """Print where the API and the dashboard are, the token to use, and where the logs go."""
         base = f"http://{_connect_host(self.host)}:{self.port}"
+        logs = "shown above (--verbose)" if self.verbose else f"{self.log_dir}/ (api, worker, service-worker)"
         print(
             f"\ntrainforge is up (state in {self.state_dir})\n"
             f"  API:    {base}   (OpenAPI docs: {base}/docs)\n"
+            f"  UI:     {base}/ui/login?token={token}   (signs this browser in)\n"
             f"  token:  {token}\n"
+            f"  logs:   {logs}\n"
             f"  try:    export TOKEN={token}\n"
             f'          curl -H "Authorization: Bearer $TOKEN" -X POST {base}/v1/jobs \\\n'
             f'            -d \'{{"trainer": "classify", "overrides": '

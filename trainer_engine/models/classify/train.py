@@ -9,10 +9,12 @@ import torch
 from torch import nn
 
 from trainer_engine.data.classify import ClassificationDataset, build_dataloader, check_cls_dataset
+from trainer_engine.data.classify.transforms import denormalize
 from trainer_engine.engine.trainer import BaseTrainer
 from trainer_engine.models.classify.val import ClassificationValidator
 from trainer_engine.nn.base import BaseModel
 from trainer_engine.nn.classification import ClassificationModel
+from trainer_engine.utils import plots, progress
 
 
 class ClassificationTrainer(BaseTrainer):
@@ -20,6 +22,12 @@ class ClassificationTrainer(BaseTrainer):
 
     task = "classify"
     default_model = "tiny-cls.yaml"
+
+    def __init__(
+        self, cfg: Any = None, overrides: dict[str, Any] | None = None, _callbacks: Any = None
+    ) -> None:
+        super().__init__(cfg, overrides, _callbacks)
+        progress.add_callbacks(self, progress.callbacks, plots.callbacks)
 
     def get_dataset(self) -> dict[str, Any]:
         """Check the ImageFolder dataset (or generate the synthetic one) and return its splits and names."""
@@ -63,6 +71,29 @@ class ClassificationTrainer(BaseTrainer):
         batch["img"] = batch["img"].to(self.device, non_blocking=True)
         batch["cls"] = torch.as_tensor(batch["cls"]).to(self.device, non_blocking=True)
         return batch
+
+    def plot_metrics(self) -> None:
+        """Draw confusion_matrix.png and val_batch0_pred.jpg from the validator's last pass."""
+        validator = self.validator
+        if validator is None or not getattr(validator, "_pred", None):
+            return
+        names = [
+            str(n)
+            for n in (
+                validator.names.values() if isinstance(validator.names, dict) else validator.names or []
+            )
+        ]
+        validator.confusion_matrix().plot(names, self.save_dir / "confusion_matrix.png")
+        if validator.plot_batch is not None:
+            images, pred, true = validator.plot_batch
+            label = lambda c: names[c] if c < len(names) else str(c)  # noqa: E731
+            titles = [
+                label(int(p)) + ("" if p == t else f" (true {label(int(t))})")
+                for p, t in zip(pred, true, strict=True)
+            ]
+            plots.plot_images(
+                denormalize(images), self.save_dir / "val_batch0_pred.jpg", lambda ax, i: None, titles
+            )
 
     def get_validator(self) -> ClassificationValidator:
         """Return the top-1/top-5 validator over the val loader."""

@@ -13,6 +13,7 @@ from trainer_engine.engine.validator import BaseValidator
 from trainer_engine.models.classify.metrics import ClassifyMetrics, topk_indices
 from trainer_engine.nn.classification import ClassificationModel
 from trainer_engine.utils import LOGGER
+from trainer_engine.utils.plots import ConfusionMatrix
 
 
 class ClassificationValidator(BaseValidator):
@@ -26,6 +27,8 @@ class ClassificationValidator(BaseValidator):
         self.names = getattr(model, "names", None)
         self._pred: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []
+        # For the run's plots (plots=True): the first batch as seen, and its predictions.
+        self.plot_batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def preprocess(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Move images and labels to the device."""
@@ -41,6 +44,16 @@ class ClassificationValidator(BaseValidator):
         """Collect a batch's top-k predictions and labels."""
         self._pred.append(preds.cpu())
         self._targets.append(batch["cls"].cpu())
+        if self.args.plots and self.plot_batch is None:
+            self.plot_batch = (batch["img"][:16].cpu(), preds[:16, 0].cpu(), batch["cls"][:16].cpu())
+
+    def confusion_matrix(self) -> ConfusionMatrix:
+        """Return the top-1 confusion matrix of the last pass."""
+        nc = len(self.names) if self.names else int(torch.cat(self._targets).max()) + 1
+        matrix = ConfusionMatrix(nc)
+        if self._pred:
+            matrix.update_classes(torch.cat(self._pred)[:, 0].numpy(), torch.cat(self._targets).numpy())
+        return matrix
 
     def get_stats(self) -> dict[str, float]:
         """Compute top1/top5 over the pass."""

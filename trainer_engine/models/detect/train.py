@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -18,6 +19,7 @@ from trainer_engine.data.detect import (
 from trainer_engine.engine.trainer import BaseTrainer
 from trainer_engine.models.detect.val import LOSS_NAMES, DetectionValidator
 from trainer_engine.nn.detection import DetectionModel
+from trainer_engine.utils import plots, progress
 
 LOGGER = logging.getLogger("trainer_engine")
 NOT_IMPLEMENTED = ("rect", "mixup", "copy_paste", "perspective", "bgr")
@@ -31,6 +33,34 @@ class DetectionTrainer(BaseTrainer):
 
     task = "detect"
     default_model = "tiny-det-n.yaml"
+
+    def __init__(
+        self, cfg: Any = None, overrides: dict[str, Any] | None = None, _callbacks: Any = None
+    ) -> None:
+        super().__init__(cfg, overrides, _callbacks)
+        progress.add_callbacks(self, progress.callbacks, plots.callbacks)
+
+    def plot_metrics(self) -> None:
+        """Draw labels.png, and from the validator's last pass confusion_matrix.png, PR_curve.png and
+        val_batch0_pred.jpg."""
+        names = [str(v) for _, v in sorted(dict(self.data["names"]).items())]
+        labels = getattr(self.train_loader.dataset, "labels", None)
+        if labels:
+            rows = np.concatenate([lb for lb in labels if len(lb)] or [np.zeros((0, 5))])
+            plots.plot_labels(rows[:, 0], rows[:, 3:5], names, self.save_dir / "labels.png")
+        validator = self.validator
+        if validator is None or getattr(validator, "confusion", None) is None:
+            return
+        validator.confusion.plot(names, self.save_dir / "confusion_matrix.png")
+        stats = validator.stats
+        if stats.tp:
+            plots.plot_pr_curve(np.concatenate(stats.tp)[:, 0], np.concatenate(stats.conf),
+                                np.concatenate(stats.pred_cls), np.concatenate(stats.target_cls), names,
+                                self.save_dir / "PR_curve.png")  # fmt: skip
+        if validator.plot_batch is not None:
+            batch = validator.plot_batch
+            plots.plot_images(batch["img"], self.save_dir / "val_batch0_pred.jpg",
+                              lambda ax, i: _draw_boxes(ax, batch["pred"][i], names))  # fmt: skip
 
     def get_dataset(self) -> dict[str, Any]:
         """Check the data set and return its dict: `train`, `val` (absolute paths), `nc`, `names`."""
@@ -105,3 +135,14 @@ class DetectionTrainer(BaseTrainer):
         """Switch mosaic off for the last `close_mosaic` epochs (workers restart each epoch and see it)."""
         LOGGER.info("closing dataloader mosaic")
         self.train_loader.dataset.close_mosaic()
+
+
+def _draw_boxes(ax: Any, pred: Any, names: list[str], conf: float = 0.25) -> None:
+    """Draw one image's detections (xyxy, score, class) above `conf` with their class and score."""
+    from matplotlib.patches import Rectangle
+
+    for x1, y1, x2, y2, score, c in pred[pred[:, 4] >= conf].tolist()[:50]:
+        color = f"C{int(c) % 10}"
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=1.2))
+        label = names[int(c)] if int(c) < len(names) else str(int(c))
+        ax.text(x1, y1, f"{label} {score:.2f}", fontsize=6, color="white", backgroundcolor=color, va="bottom")

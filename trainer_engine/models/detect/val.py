@@ -22,6 +22,7 @@ from trainer_engine.engine.validator import BaseValidator
 from trainer_engine.models.detect.loading import load_detection_model
 from trainer_engine.models.detect.metrics import DetMetrics, DetStats
 from trainer_engine.nn.detect_ops import non_max_suppression
+from trainer_engine.utils.plots import ConfusionMatrix
 
 LOGGER = logging.getLogger("trainer_engine")
 LOSS_NAMES = ("box_loss", "cls_loss", "dfl_loss")
@@ -85,6 +86,9 @@ class DetectionValidator(BaseValidator):
         self.stats = DetStats(self.names)
         self.metrics = DetMetrics(names=self.names)
         self.n_images = 0
+        # For the run's plots (plots=True): the confusion matrix, and the first batch with its boxes.
+        self.confusion = ConfusionMatrix(len(self.names), detection=True) if self.args.plots else None
+        self.plot_batch: dict[str, Any] | None = None
 
     def postprocess(self, preds: Any) -> list[torch.Tensor]:
         """Apply confidence filtering and NMS: per image an (n, 6) tensor of xyxy, score, class."""
@@ -105,7 +109,11 @@ class DetectionValidator(BaseValidator):
             sel = batch["batch_idx"] == i
             gt_boxes = box_convert(batch["bboxes"][sel].float(), "cxcywh", "xyxy") * scale
             self.stats.update(pred.detach().float(), gt_boxes, batch["cls"][sel].view(-1))
+            if self.confusion is not None:
+                self.confusion.update_detections(pred.detach().float(), gt_boxes, batch["cls"][sel].view(-1))
             self.n_images += 1
+        if self.args.plots and self.plot_batch is None:
+            self.plot_batch = {"img": batch["img"][:16].cpu(), "pred": [p.detach().cpu() for p in preds[:16]]}
 
     def get_stats(self) -> dict[str, float]:
         """Return precision, recall, mAP50 and mAP50-95 under the Ultralytics keys, plus `fitness`."""
