@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torchvision import transforms as T
 
 # ImageNet statistics: what torchvision networks (and weights saved from them) expect.
@@ -52,3 +53,10 @@ def _auto_augment(name: str) -> list[Any]:
     raise ValueError(
         f"auto_augment={name!r} is not known; use one of {', '.join(a for a in AUTO_AUGMENT if a)}"
     )
+
+
+def denormalize(img: torch.Tensor) -> torch.Tensor:
+    """Undo Normalize for display: CHW or BCHW tensor back to [0,1]."""
+    mean = torch.tensor(MEAN, device=img.device).view(-1, 1, 1)
+    std = torch.tensor(STD, device=img.device).view(-1, 1, 1)
+    return (img * std + mean).clamp(0, 1)
