@@ -72,16 +72,22 @@ class ConfusionMatrix:
         self.matrix = np.zeros((size, size), np.int64)  # [predicted, true]
 
     def update_classes(self, pred: np.ndarray, true: np.ndarray) -> None:
-        """Count top-1 predictions against labels."""
-        np.add.at(self.matrix, (pred.astype(int), true.astype(int)), 1)
+        """Count top-1 predictions against labels (class indices past the names are left out)."""
+        pred, true = pred.astype(int), true.astype(int)
+        known = (pred < self.nc) & (true < self.nc)
+        np.add.at(self.matrix, (pred[known], true[known]), 1)
 
     def update_detections(self, pred: Any, gt_boxes: Any, gt_cls: Any) -> None:
         """Count one image: detections (n, 6: xyxy, score, class) matched to labels at IoU >= CM_IOU."""
         from torchvision.ops import box_iou
 
         bg = self.nc
-        pred = pred[pred[:, 4] >= CM_CONF]
+        # A class index past the data set's names (a foreign checkpoint, a label the names miss) has no
+        # cell: it is left out of the plot, as the metrics code leaves it to the mAP.
+        pred = pred[(pred[:, 4] >= CM_CONF) & (pred[:, 5] < self.nc)]
         gt = gt_cls.cpu().numpy().astype(int).reshape(-1)
+        known = gt < self.nc
+        gt, gt_boxes = gt[known], gt_boxes[known.tolist()]
         if len(gt) == 0:
             for c in pred[:, 5].cpu().numpy().astype(int):
                 self.matrix[c, bg] += 1
