@@ -36,6 +36,11 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
             msg = "unknown field; remove it (see the request schema at /docs)"
         elif err.get("type") == "missing":
             msg = "field required"
+        elif err.get("type") == "value_error":
+            msg = msg.removeprefix("Value error, ")  # our validators' own messages, told as they are
+            if tuple(err.get("loc", ())) == ("body",):  # a whole-body check names the field itself
+                messages.append(msg)
+                continue
         messages.append(f"{_location(tuple(err.get('loc', ())))}: {msg}")
     return "; ".join(messages)
 
@@ -65,6 +70,11 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
     detail = exc.detail
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route {request.method} {request.url.path}; the routes are listed at /docs"
+    elif exc.status_code == 400 and detail == "There was an error parsing the body":
+        # FastAPI's words for a body that is not UTF-8 or too deeply nested to decode.
+        detail = (
+            "request body could not be decoded (not UTF-8, or nested too deeply); send a UTF-8 JSON object"
+        )
     elif exc.status_code == 405:
         detail = f"method {request.method} is not allowed on {request.url.path}; see /docs"
     return JSONResponse(

@@ -38,7 +38,8 @@ class BodyLimitMiddleware:
             return
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        # At most 20 digits before int(): a longer string is over any limit, and int() refuses very long ones.
+        if length is not None and (not length.isdigit() or len(length) > 20 or int(length) > self.max_bytes):
             await self._too_large(send)
             return
         if scope["method"] in ("GET", "HEAD"):

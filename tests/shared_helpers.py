@@ -54,3 +54,25 @@ def private_redis(binary: str, workdir: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def footprint(database_url: str, redis_url: str) -> dict[str, int]:
+    """Return what a request could have left behind: the rows of every table and the messages of every queue.
+
+    Compare the footprint before and after a refused request: it must not have changed.
+    """
+    import redis
+    from sqlalchemy import func, select
+
+    from trainforge.db.models import Base
+    from trainforge.db.session import get_engine
+
+    counts: dict[str, int] = {}
+    with get_engine(database_url).connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            counts[f"rows:{table.name}"] = int(conn.scalar(select(func.count()).select_from(table)) or 0)
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter():
+        if client.type(key) == b"list":  # a Celery queue (kombu keeps its bindings in sets)
+            counts[f"queue:{key.decode(errors='replace')}"] = int(client.llen(key))
+    return counts

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trainforge.vocab import JOBS_QUEUE
 
@@ -44,9 +44,34 @@ def check_tag(tag: str) -> str:
 
 
 class Strict(BaseModel):
-    """A request body that refuses unknown fields (a typo should fail, not be ignored)."""
+    """A request body that refuses unknown fields (a typo should fail, not be ignored) and unstorable values.
+
+    Every field of every request body is checked here, once: PostgreSQL refuses a NUL character in any
+    text it stores, and JSON columns cannot hold NaN, so such a value is a 422 naming the field.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """Refuse NUL characters, NaN/Infinity and very deep nesting anywhere in the body."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                check_json_value(value, str(key))
+        return data
+
+
+class ErrorPublic(BaseModel):
+    """Every 4xx/5xx answer: what is wrong and how to fix it; `key` names the offending field if one does."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str
+    key: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="One entry per invalid field (loc, msg, type), on 422 for a bad request."
+    )
 
 
 class Resources(Strict):
@@ -96,13 +121,6 @@ class JobCreate(Strict):
     def _tags_valid(cls, tags: list[str]) -> list[str]:
         """Check each tag's characters and drop duplicates."""
         return list(dict.fromkeys(check_tag(t) for t in tags))
-
-    @field_validator("overrides")
-    @classmethod
-    def _overrides_storable(cls, overrides: dict[str, Any]) -> dict[str, Any]:
-        """Refuse values no JSON column can hold (NaN, NUL characters, deep nesting)."""
-        check_json_value(overrides, "overrides")
-        return overrides
 
     @field_validator("name")
     @classmethod

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from trainforge.webhooks.ssrf import Policy
+
 DEFAULT_DATABASE_URL = "sqlite:///./.trainforge/trainforge.db"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (Standard Webhooks' suggested schedule).
@@ -41,7 +43,8 @@ class Settings(BaseSettings):
     artifacts_dir: Path = Path("./.trainforge/artifacts")
     # Module prefixes from which "package.module:Class" trainers may be loaded ("mypkg" allows mypkg.*).
     trainer_modules: CommaList = Field(default_factory=list)
-    # CIDRs or host names webhooks may reach although they are private/loopback (e.g. "127.0.0.0/8").
+    # CIDRs or host names webhooks may reach although they are private/loopback (e.g. "127.0.0.0/8");
+    # "*" allows every address (development only).
     webhook_allow: CommaList = Field(default_factory=list)
 
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
@@ -72,6 +75,13 @@ class Settings(BaseSettings):
     _split = field_validator("trainer_modules", "webhook_allow", "webhook_retry_schedule_s", mode="before")(
         _split_list
     )
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _allow_entries_parse(cls, value: list[str]) -> list[str]:
+        """Check every entry now, so a typo stops the service at start, not each webhook at submit."""
+        Policy.from_allow(value)
+        return value
 
     @field_validator("webhook_retry_schedule_s")
     @classmethod
