@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from shared_helpers import footprint
 
-from tests.webhooks.helpers import deliveries, drive, emit_event, inline_hook
+from tests.webhooks.helpers import attempts, deliveries, drive, emit_event, inline_hook
 from tests.webhooks.receiver import Receiver, Reply
 
 MISSING = str(uuid.uuid4())
@@ -108,6 +108,52 @@ def test_deliveries_show_every_attempt_and_can_be_redelivered(api_client, token,
         "data"
     ]
     assert [len(d["attempts"]) for d in shown if d["id"] == row.id] == [3]
+
+
+def test_disable_fails_pending_deliveries_and_queues_none_for_new_events(api_client, token) -> None:
+    with Receiver() as rx:
+        endpoint = create(api_client, token, url=rx.url + "/hook", events=["on_train_epoch_end"])
+        job_id = api_client.post("/v1/jobs", json=GOOD_JOB, headers=auth(token)).json()["id"]
+        emit_event(job_id, "on_train_epoch_end", {"epoch": 1})
+        (pending,) = deliveries(endpoint_id=endpoint["id"])
+        off = api_client.post(f"/v1/webhooks/{endpoint['id']}/disable", headers=auth(token))
+        assert off.status_code == 200 and off.json()["enabled"] is False
+        assert off.json()["disabled_reason"] == "disabled by request"
+        assert drive(pending.id) == ["failed"]  # the pending one fails when its turn comes, unsent
+        emit_event(job_id, "on_train_epoch_end", {"epoch": 2})
+        assert rx.requests == []
+    assert [d.id for d in deliveries(endpoint_id=endpoint["id"])] == [pending.id]  # none for epoch 2
+    shown = api_client.get(f"/v1/webhooks/{endpoint['id']}/deliveries", headers=auth(token)).json()["data"]
+    assert [(d["status"], d["last_error"], d["attempts"]) for d in shown] == [
+        ("failed", "endpoint disabled: disabled by request", [])
+    ]
+    again = api_client.post(f"/v1/deliveries/{pending.id}/redeliver", headers=auth(token))
+    assert again.status_code == 409
+    assert again.json()["detail"] == (
+        f"endpoint {endpoint['id']!r} is disabled (disabled by request); "
+        "enable it with PATCH /v1/webhooks/{id} {'enabled': true} first"
+    )
+
+
+def test_delete_takes_the_delivery_history_and_stops_deliveries(api_client, token) -> None:
+    with Receiver() as rx:
+        endpoint = create(api_client, token, url=rx.url + "/hook", events=["on_train_epoch_end"])
+        job_id = api_client.post("/v1/jobs", json=GOOD_JOB, headers=auth(token)).json()["id"]
+        emit_event(job_id, "on_train_epoch_end", {"epoch": 1})
+        (sent,) = deliveries(endpoint_id=endpoint["id"])
+        assert drive(sent.id) == ["sent"] and len(attempts(sent.id)) == 1
+        gone = api_client.delete(f"/v1/webhooks/{endpoint['id']}", headers=auth(token))
+        assert (gone.status_code, gone.content) == (204, b"")
+        emit_event(job_id, "on_train_epoch_end", {"epoch": 2})
+        assert len(rx.requests) == 1  # epoch 1 only
+    assert deliveries(endpoint_id=endpoint["id"]) == [] and attempts(sent.id) == []
+    listed = api_client.get(f"/v1/jobs/{job_id}/deliveries", headers=auth(token)).json()["data"]
+    assert [d for d in listed if d["endpoint_id"] == endpoint["id"]] == []
+    for method, path in (("GET", f"/v1/webhooks/{endpoint['id']}"),
+                         ("GET", f"/v1/webhooks/{endpoint['id']}/deliveries"),
+                         ("POST", f"/v1/deliveries/{sent.id}/redeliver")):  # fmt: skip
+        assert api_client.request(method, path, headers=auth(token)).status_code == 404, path
+    assert [e["id"] for e in api_client.get("/v1/webhooks", headers=auth(token)).json()["data"]] == []
 
 
 def test_delivery_pages_follow_the_cursor(api_client, token, make_job) -> None:
@@ -324,6 +370,16 @@ def test_unsafe_addresses_are_refused_at_submit(strict_client, token, name, url,
         detail = response.json()["detail"]
         assert "webhook URL refused" in detail and reason in detail, detail
         assert "TRAINFORGE_WEBHOOK_ALLOW" in detail
+
+
+def test_allow_star_lets_development_reach_any_address(settings_env, token) -> None:
+    from api.main import create_app
+
+    open_settings = settings_env.model_copy(update={"webhook_allow": ["*"]})
+    with TestClient(create_app(open_settings)) as client:
+        for url in ("http://10.1.2.3/hook", "http://[fd00::1]/hook", "http://169.254.169.254/latest"):
+            response = client.post("/v1/webhooks", json={"url": url}, headers=auth(token))
+            assert response.status_code == 201, response.text
 
 
 def test_inline_webhook_secret_is_returned_once_and_used(api_client, token) -> None:
