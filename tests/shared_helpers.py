@@ -76,3 +76,68 @@ def footprint(database_url: str, redis_url: str) -> dict[str, int]:
         if client.type(key) == b"list":  # a Celery queue (kombu keeps its bindings in sets)
             counts[f"queue:{key.decode(errors='replace')}"] = int(client.llen(key))
     return counts
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of one test's own (initdb in a temp folder, a free port) to stop and start.
+
+    Runs as the `postgres` user when the tests run as root (the server refuses to run as root); its
+    folder is a fresh one under the system temp dir, which that user can reach (pytest's is root-only).
+    """
+
+    def __init__(self) -> None:
+        import glob
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        if not found:
+            raise FileNotFoundError("no /usr/lib/postgresql/*/bin/pg_ctl: PostgreSQL server binaries missing")
+        self.bin = Path(found[-1]).parent
+        self.root: Path | None = None
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def data(self) -> Path:
+        """Return the cluster's folder."""
+        assert self.root is not None, "call init() first"
+        return self.root / "pgdata"
+
+    def _run(self, tool: str, *args: str) -> None:
+        """Run a server tool as the server's user."""
+        import os
+
+        argv = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def init(self) -> None:
+        """Create the cluster (trust auth, no fsync: nothing here needs to survive a crash of the machine)."""
+        import os
+        import shutil
+        import tempfile
+
+        self.root = Path(tempfile.mkdtemp(prefix="tf-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -F"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.data / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        """Stop the server at once, as a crash would (clients see their connections drop)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop the server if it runs and delete its folder."""
+        import contextlib
+        import shutil
+
+        if self.root is None:
+            return
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
