@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trainforge.errors import ServiceError
@@ -82,9 +83,14 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
     )
 
 
-async def database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
-    """Answer 503 when the database connection failed (the client can retry); other DB errors are bugs."""
-    lost = exc.connection_invalidated or isinstance(exc, OperationalError)
+async def database_unavailable(request: Request, exc: DBAPIError | PoolTimeout) -> JSONResponse:
+    """Answer 503 when the database is unreachable or busy (the client can retry); other DB errors are bugs.
+
+    Busy: every pooled connection stayed taken for the pool's timeout, or SQLite's write lock did.
+    """
+    lost = isinstance(exc, (OperationalError, PoolTimeout)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
     if not lost:
         return await unexpected_error(request, exc)
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
@@ -107,4 +113,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeout, database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, unexpected_error)

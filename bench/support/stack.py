@@ -23,10 +23,17 @@ ROOT = Path(__file__).resolve().parents[2]
 class Stack:
     """The API, a jobs worker and their Redis and database, started in `workdir`."""
 
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None, api_workers: int = 1) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        api_workers: int = 1,
+        worker_concurrency: int = 1,
+    ) -> None:
         self.workdir = workdir
         self.extra_env = env or {}
         self.api_workers = api_workers
+        self.worker_concurrency = worker_concurrency
         self.procs: list[subprocess.Popen[bytes]] = []
         self.redis: subprocess.Popen[bytes] | None = None
         self.base_url = ""
@@ -69,7 +76,18 @@ class Stack:
         api += ["--workers", str(self.api_workers)]
         self._spawn(api, child_env, "api.log")
         worker = self._spawn(
-            [*cli, "worker", "--queues", "jobs", "--loglevel", "info"], child_env, "worker.log"
+            [
+                *cli,
+                "worker",
+                "--queues",
+                "jobs",
+                "--concurrency",
+                str(self.worker_concurrency),
+                "--loglevel",
+                "info",
+            ],
+            child_env,
+            "worker.log",
         )
         self._wait(lambda: " ready." in (self.workdir / "worker.log").read_text(), worker, "worker ready")
         self._wait(self._api_up, self.procs[0], "API up")
