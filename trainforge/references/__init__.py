@@ -48,8 +48,10 @@ def resolve(ctx: Context, key: str, value: str) -> str:
     if scheme is not None and scheme != builtin.SYNTHETIC:
         entry = SCHEMES.get(scheme)
         if entry is None or key not in entry.keys:
-            message = f"override '{key}': '{scheme}:' references do not name a {key}; {usage(ctx, key)}"
-            raise Invalid(message, key=key)
+            ways = usage(ctx, key)
+            raise Invalid(
+                f"override '{key}': '{scheme}:' references are not accepted here; give {ways}", key=key
+            )
         return entry.resolve(ctx, key, value[len(scheme) + 1 :])
     if key == "data" and scheme == builtin.SYNTHETIC:
         return builtin.synthetic(ctx, value)
