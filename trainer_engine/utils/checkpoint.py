@@ -85,9 +85,9 @@ def load_torch_file(path: str | Path) -> Any:
         )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for foreign files
+    except Exception:  # torch raises UnpicklingError, KeyError, EOFError... for foreign files
         raise CheckpointError(
-            f"cannot load checkpoint '{path}' ({type(e).__name__}): it is damaged or not a PyTorch file "
+            f"cannot load checkpoint '{path}': it is damaged or not a PyTorch file "
             "of state dicts and plain values; only checkpoints as trainers write them are accepted"
         ) from None
 
