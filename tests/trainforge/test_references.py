@@ -238,6 +238,12 @@ CASES = [
         "/" + "a" * 2000,
         "override 'data' is 2001 characters long; a reference has at most 1024",
     ),
+    (
+        "a number as data",
+        "data",
+        7,
+        f"override 'data': '7' is not a reference or an absolute path; give {DATA_WAYS}",
+    ),
     ("empty value", "data", " ", f"override 'data' is empty; give {DATA_WAYS}, or leave 'data' out"),
 ]
 
@@ -253,7 +259,8 @@ def _counts(session) -> tuple[int, int]:
 def test_a_bad_reference_is_a_422_naming_the_key_and_nothing_is_made(
     world, api_client, settings_env, case, key, value, message
 ) -> None:
-    value, message = value.format(**world), message.format(**world)
+    value = value.format(**world) if isinstance(value, str) else value
+    message = message.format(**world)
     redis = get_redis(settings_env.redis_url)
     with session_scope() as s:
         before = _counts(s)

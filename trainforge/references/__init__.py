@@ -23,7 +23,7 @@ from trainforge.references import builtin, roots
 from trainforge.references.context import Context
 from trainforge.references.schemes import SCHEMES, scheme_of
 
-__all__ = ["FILE_KEYS", "MAX_LENGTH", "Context", "resolve_overrides"]
+__all__ = ["FILE_KEYS", "MAX_LENGTH", "Context", "resolve", "resolve_overrides"]
 
 # Every engine override that names a file the trainer reads. The keys naming where it writes
 # (project, name, exist_ok, resume) are the service's own: jobs.service refuses them.
@@ -36,6 +36,8 @@ def resolve_overrides(ctx: Context, overrides: Mapping[str, Any]) -> dict[str, A
     resolved = dict(overrides)
     for key in FILE_KEYS:
         value = overrides.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)  # the engine reads `model=123` as the name "123": resolve that name
         if isinstance(value, str):
             resolved[key] = resolve(ctx, key, value)
     return resolved
