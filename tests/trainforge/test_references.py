@@ -239,6 +239,19 @@ CASES = [
         "override 'data' is 2001 characters long; a reference has at most 1024",
     ),
     (
+        "where the run writes",
+        "project",
+        "/etc",
+        "override 'project' cannot be set: the service stores every run under its artifacts directory; "
+        "remove it",
+    ),
+    (
+        "a predict source",
+        "source",
+        "/etc/passwd",
+        "override 'source' cannot be set: jobs always train, and only predicting reads a source; remove it",
+    ),
+    (
         "a number as data",
         "data",
         7,
