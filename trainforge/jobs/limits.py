@@ -149,13 +149,13 @@ def check_synthetic(cfg: TrainArgs, limits: Limits) -> None:
         )
 
 
-def running_refusal(session: Session, tenant_id: str, settings: Settings) -> str | None:
+def running_refusal(session: Session, tenant_id: str, limits: Limits) -> str | None:
     """Return why the tenant may not start another run now (max_running_jobs), or None.
 
     Locks the tenant's row when there is a limit, so two workers cannot both take the last slot;
     call it in the transaction that takes the lease.
     """
-    bound = limits_for(session, tenant_id, settings).max_running_jobs
+    bound = limits.max_running_jobs
     if bound is None:
         return None
     lock_tenant(session, tenant_id)
