@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, fields
 from typing import Annotated, Any
 
@@ -81,13 +83,14 @@ class _Cache:
         self._items: dict[str, tuple[float, Limits]] = {}
         self._lock = threading.Lock()
 
-    def get(self, session: Session, tenant_id: str, settings: Settings) -> Limits:
-        """Return the tenant's limits, read at most once per `settings.auth_cache_s`."""
+    def get(self, open_session: Callable[[], Session], tenant_id: str, settings: Settings) -> Limits:
+        """Return the tenant's limits, read (in a session from `open_session`) once per auth_cache_s."""
         with self._lock:
             item = self._items.get(tenant_id)
         if item is not None and time.monotonic() - item[0] <= settings.auth_cache_s:
             return item[1]
-        limits = limits_for(session, tenant_id, settings)
+        with closing(open_session()) as session:
+            limits = limits_for(session, tenant_id, settings)
         with self._lock:
             if len(self._items) > 10_000:
                 self._items.clear()

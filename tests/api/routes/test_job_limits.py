@@ -16,7 +16,7 @@ import redis
 from sqlalchemy import func, select
 
 from trainforge.auth import get_or_create_tenant
-from trainforge.db.models import Job, JobEvent
+from trainforge.db.models import Job, JobEvent, Tenant
 from trainforge.db.session import session_scope
 from trainforge.tenant_limits import set_limits
 
@@ -187,3 +187,33 @@ def test_max_queued_jobs_holds_under_20_concurrent_posts(live_api, make_token) -
     assert theirs == [202] * 4  # another tenant's submits are counted apart
     assert jobs_and_events(tenant_id) == (5, 5)
     assert jobs_and_events(other_id) == (4, 4)
+
+
+# --- POST rate per token ----------------------------------------------------------------------------
+
+
+def test_post_rate_per_token_is_shared_by_api_processes_and_answers_429_with_retry_after(
+    api_client, live_api, make_token
+) -> None:
+    tenant_id, token = tenant_with_limits(make_token, post_rate_per_minute=3)
+    with session_scope() as s:
+        from trainforge.auth import create_token
+
+        name = s.get(Tenant, tenant_id).name
+        second_token = create_token(s, name)
+    with httpx.Client(base_url=live_api, timeout=30) as other_process:
+        assert api_client.post("/v1/jobs", json=CLS, headers=auth(token)).status_code == 202
+        assert other_process.post("/v1/jobs", json=CLS, headers=auth(token)).status_code == 202
+        assert api_client.post("/v1/jobs", json=CLS, headers=auth(token)).status_code == 202
+        refused = other_process.post("/v1/jobs", json=CLS, headers=auth(token))
+        assert refused.status_code == 429
+        assert refused.json()["detail"] == (
+            "too many POSTs with this token: the limit is 3 per minute (post_rate_per_minute); "
+            f"retry in {refused.headers['Retry-After']} s"
+        )
+        assert 1 <= int(refused.headers["Retry-After"]) <= 20
+        assert api_client.post("/v1/jobs", json=CLS, headers=auth(token)).status_code == 429
+        # Reads are not counted; another token of the tenant has its own budget.
+        assert api_client.get("/v1/jobs", headers=auth(token)).status_code == 200
+        assert other_process.post("/v1/jobs", json=CLS, headers=auth(second_token)).status_code == 202
+    assert jobs_and_events(tenant_id) == (4, 4)
