@@ -156,11 +156,16 @@ class Supervisor:
         self.why: str | None = None
         self.tenant_id: str | None = None
         self.limits: Limits | None = None
+        # Why the tenant's limits keep the job waiting (max_running_jobs), when they do.
+        self.held: str | None = None
         self._term_at: float | None = None
 
     def run(self) -> str:
         """Supervise the job; return its final status, or why nothing was recorded."""
         spec = self._take()
+        if spec is None and self.held is not None:
+            log.info("job %s stays queued: %s", self.job_id, self.held)
+            return "held"
         if spec is None:
             log.info("job %s not taken: it is not waiting or another worker holds its lease", self.job_id)
             return "dropped"
@@ -193,9 +198,8 @@ class Supervisor:
             if self.tenant_id is None:
                 return None
             self.limits = limits_for(session, self.tenant_id, self.settings)
-            held = job_limits.running_refusal(session, self.tenant_id, self.limits)
-            if held is not None:
-                log.info("job %s stays queued: %s", self.job_id, held)
+            self.held = job_limits.running_refusal(session, self.tenant_id, self.limits)
+            if self.held is not None:
                 return None
             if not lease.take_lease(session, self.job_id, self.owner):
                 return None

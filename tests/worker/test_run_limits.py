@@ -139,7 +139,9 @@ def test_max_running_jobs_keeps_the_next_job_queued_until_a_run_ends(env, make_j
         time.sleep(0.05)
     broker = redis.Redis.from_url(redis_url)
     broker.delete("jobs")
-    assert Supervisor(second).run() == "dropped"
+    held = Supervisor(second)
+    assert held.run() == "held"
+    assert held.held == "tenant limit: 1 jobs running (max 1)"
     assert job_row(second).status == "queued"
     assert Supervisor(other).run() == "succeeded"  # the limit is the tenant's alone
     thread.join(30)

@@ -67,6 +67,12 @@ def check_submission(
 def check_resources(body: JobCreate, limits: Limits) -> None:
     """Refuse a queue the tenant may not use and more GPUs than a job may have."""
     queue = body.resources.queue
+    if not limits.queues:
+        raise Invalid(
+            f"resources.queue {queue!r}: no job queue is open to you (your queues are no longer in "
+            "TRAINFORGE_JOB_QUEUES); ask the operator to set yours with `trainforge tenant set`",
+            key="resources.queue",
+        )
     if queue not in limits.queues:
         raise Invalid(
             f"resources.queue {queue!r} is not a job queue you may use; "

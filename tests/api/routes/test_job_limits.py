@@ -156,6 +156,17 @@ def test_a_tenant_value_replaces_the_operators_and_none_lifts_it(api_client, mak
     assert r.status_code == 202, r.text
 
 
+def test_a_tenant_whose_queues_all_left_the_operators_list_is_told_so(api_client, make_token) -> None:
+    tenant_id, token = tenant_with_limits(make_token, queues=["gpu-retired"])
+    r = api_client.post("/v1/jobs", json=CLS, headers=auth(token))
+    assert (r.status_code, r.json()["detail"]) == (
+        422,
+        "resources.queue 'jobs': no job queue is open to you (your queues are no longer in "
+        "TRAINFORGE_JOB_QUEUES); ask the operator to set yours with `trainforge tenant set`",
+    )
+    assert jobs_and_events(tenant_id) == (0, 0)
+
+
 def test_max_queued_jobs_refuses_the_next_and_an_idempotent_retry_still_answers(
     api_client, make_token
 ) -> None:
