@@ -228,3 +228,22 @@ def test_post_rate_per_token_is_shared_by_api_processes_and_answers_429_with_ret
         assert api_client.get("/v1/jobs", headers=auth(token)).status_code == 200
         assert other_process.post("/v1/jobs", json=CLS, headers=auth(second_token)).status_code == 202
     assert jobs_and_events(tenant_id) == (4, 4)
+
+
+def test_the_rate_budget_refills_at_its_rate_and_a_missing_redis_lets_posts_through(redis_url) -> None:
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from trainforge.ratelimit import retry_after_s
+
+    async def spend(url: str, token_id: str, times: int) -> list[int | None]:
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=0.5)
+        try:
+            return [await retry_after_s(client, token_id, per_minute=2) for _ in range(times)]
+        finally:
+            await client.aclose()
+
+    waits = asyncio.run(spend(redis_url, f"t-{uuid.uuid4().hex}", 3))
+    assert waits[:2] == [None, None] and waits[2] is not None and 29 <= waits[2] <= 30  # one per 30 s
+    assert asyncio.run(spend("redis://127.0.0.1:9", "t", 2)) == [None, None]
