@@ -22,8 +22,10 @@ def reap(settings: Settings | None = None) -> list[lease.Reaped]:
         reaped = lease.reap_stale(session, settings.lease_timeout_s, settings.max_attempts)
         # A reaped run frees its tenant's running slot: send the jobs that max_running_jobs held back.
         ids = [item.job_id for item in reaped]
-        tenants = (
-            session.execute(select(Job.tenant_id).where(Job.id.in_(ids)).distinct()).scalars() if ids else []
+        tenants: list[str] = (
+            list(session.execute(select(Job.tenant_id).where(Job.id.in_(ids)).distinct()).scalars())
+            if ids
+            else []
         )
         for tenant_id in tenants:
             job_limits.wake_waiting(session, tenant_id, settings)
