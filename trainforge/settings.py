@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     max_synthetic_size: int | None = Field(default=1024, ge=8, description="Synthetic image side (px).")
     min_save_period: int | None = Field(default=None, ge=1, description="Smallest save_period > 0.")
     job_disk_quota_bytes: int | None = Field(default=None, gt=0, description="Run time: run folder size.")
-    job_log_max_bytes: int | None = Field(default=None, gt=0, description="Run time: train.log size.")
+    job_log_max_bytes: int | None = Field(default=None, ge=4096, description="Run time: train.log size.")
     post_rate_per_minute: int | None = Field(default=None, gt=0, description="POSTs per token.")
 
     max_body_bytes: int = Field(default=1_048_576, gt=0)

@@ -109,8 +109,10 @@ limits_cache = _Cache()
 def lock_tenant(session: Session, tenant_id: str) -> None:
     """Hold the tenant's row until the transaction ends, so counting and inserting jobs is serialized.
 
-    PostgreSQL: a row lock (`FOR UPDATE`); other tenants are not held up. SQLite has one writer at a
-    time: a no-op UPDATE takes the database's write lock, and other writers wait (busy_timeout).
+    PostgreSQL: a row lock, `FOR NO KEY UPDATE`: it excludes another holder of the same lock, but not
+    the key-share locks that inserting rows which reference the tenant takes (a worker's webhook
+    deliveries), so only this tenant's limit checks wait, and only for each other. SQLite has one
+    writer at a time: a no-op UPDATE takes the database's write lock; other writers wait (busy_timeout).
     """
     if session.get_bind().dialect.name == "sqlite":
         session.execute(
@@ -120,7 +122,7 @@ def lock_tenant(session: Session, tenant_id: str) -> None:
             .execution_options(synchronize_session=False)
         )
     else:
-        session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+        session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True))
 
 
 def count_jobs(session: Session, tenant_id: str, statuses: frozenset[Any]) -> int:

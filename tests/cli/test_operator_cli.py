@@ -150,6 +150,7 @@ def test_tenant_set_then_show(settings_env, capsys) -> None:
         ("max_time_h=0", "max_time_h='0': Input should be greater than 0"),
         ("max_batch=lots", "max_batch='lots': Input should be a valid integer"),
         ("job_log_max_bytes=3X", "job_log_max_bytes='3X': '3X' is not a size"),
+        ("job_log_max_bytes=1k", "job_log_max_bytes='1k': Input should be greater than or equal to 4096"),
         (
             "queues=gpu-a100",
             "queues='gpu-a100': give queues from the operator's list (TRAINFORGE_JOB_QUEUES: jobs)",
