@@ -28,8 +28,8 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local after = tat + interval
 local wait = after - now - burst * interval
-if wait > 0 then return wait end
-redis.call('SET', KEYS[1], after, 'PX', after - now)
+if wait > 0 then return math.ceil(wait) end
+redis.call('SET', KEYS[1], after, 'PX', math.max(1, math.ceil(after - now)))
 return 0
 """
 

@@ -237,13 +237,16 @@ def test_the_rate_budget_refills_at_its_rate_and_a_missing_redis_lets_posts_thro
 
     from trainforge.ratelimit import retry_after_s
 
-    async def spend(url: str, token_id: str, times: int) -> list[int | None]:
+    async def spend(url: str, token_id: str, times: int, per_minute: int = 2) -> list[int | None]:
         client = aioredis.Redis.from_url(url, socket_connect_timeout=0.5)
         try:
-            return [await retry_after_s(client, token_id, per_minute=2) for _ in range(times)]
+            return [await retry_after_s(client, token_id, per_minute) for _ in range(times)]
         finally:
             await client.aclose()
 
     waits = asyncio.run(spend(redis_url, f"t-{uuid.uuid4().hex}", 3))
     assert waits[:2] == [None, None] and waits[2] is not None and 29 <= waits[2] <= 30  # one per 30 s
+    # 7 a minute: a fractional interval (8571.4 ms) in the script, which must still count.
+    waits = asyncio.run(spend(redis_url, f"t-{uuid.uuid4().hex}", 8, per_minute=7))
+    assert waits[:7] == [None] * 7 and waits[7] is not None and 8 <= waits[7] <= 9
     assert asyncio.run(spend("redis://127.0.0.1:9", "t", 2)) == [None, None]
