@@ -11,6 +11,7 @@ and after COMMIT publishes the event JSON on `trainforge:jobs:{job_id}:events`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -101,13 +102,11 @@ def _seen(session: Session, job_id: str, dedupe_key: str) -> bool:
     return found is not None
 
 
-def list_events(session: Session, job_id: str, after: int = 0, limit: int = 100) -> list[JobEvent]:
-    """Return up to `limit` events of a job with seq > `after`, in seq order."""
-    return list(
-        session.scalars(
-            select(JobEvent)
-            .where(JobEvent.job_id == job_id, JobEvent.seq > after)
-            .order_by(JobEvent.seq)
-            .limit(limit)
-        )
-    )
+def list_events(
+    session: Session, job_id: str, after: int = 0, limit: int = 100, types: Sequence[str] = ()
+) -> list[JobEvent]:
+    """Return up to `limit` events of a job with seq > `after`, in seq order; only `types` if given."""
+    query = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > after)
+    if types:
+        query = query.where(JobEvent.type.in_(types))
+    return list(session.scalars(query.order_by(JobEvent.seq).limit(limit)))
