@@ -21,7 +21,7 @@ import signal
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -33,7 +33,7 @@ from trainforge.registry import builtin_trainers, module_allowed
 from trainforge.rundir import RunDir
 from trainforge.settings import Settings, get_settings
 from trainforge.vocab import JobStatus
-from worker import launcher
+from worker import inputs, launcher
 from worker.cancel_watch import CancelWatch
 from worker.outcome import Outcome, clear_outcome, read_outcome
 from worker.runspec import RunSpec
@@ -149,6 +149,26 @@ class Supervisor:
         refusal = refuse_trainer(spec.trainer_ref, self.settings.trainer_modules)
         if refusal is not None:
             return self._record_verdict(Verdict(JobStatus.FAILED, refusal), Outcome(), None)
+        try:
+            prepared = inputs.prepare(self.job_id, spec.overrides, self.settings)
+        except inputs.InputError as exc:
+            return self._record_verdict(Verdict(JobStatus.FAILED, str(exc)), Outcome(), None)
+        try:
+            return self._run_child(self._with_inputs(spec, prepared))
+        finally:
+            prepared.release()
+
+    def _with_inputs(self, spec: RunSpec, prepared: inputs.Prepared) -> RunSpec:
+        """Return the spec with local dataset/model paths; note in the job's log what was used."""
+        if prepared.lines:
+            self.run_dir.path.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir.log, "a") as log_file:
+                log_file.writelines(f"trainforge: {line}\n" for line in prepared.lines)
+        label_dir = str(inputs.worker_cache(self.settings).label_dir)
+        return replace(spec, overrides=prepared.overrides, label_cache_dir=label_dir)
+
+    def _run_child(self, spec: RunSpec) -> str:
+        """Start the training child, watch it to its end and record the outcome."""
         clear_outcome(self.run_dir)
         try:
             child = launcher.start_child(spec)

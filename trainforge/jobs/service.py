@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from trainer_engine.cfg import ConfigError, get_cfg
 from trainforge import events, pubsub
+from trainforge.datasets.resolve import resolve_inputs
 from trainforge.db.models import Job, JobTag
 from trainforge.db.session import savepoint
 from trainforge.db.types import new_id, utcnow
@@ -89,6 +90,7 @@ def create_job(
             f"task '{body.task}' does not match trainer '{spec.name}' (task '{spec.task}'); drop 'task'"
         )
     validate_overrides(body.overrides, task)
+    inputs = resolve_inputs(session, tenant_id, body.overrides, task)
     hooks = inline_webhooks([hook.model_dump() for hook in body.webhooks], settings)
     job = Job(
         id=new_id(),
@@ -113,6 +115,9 @@ def create_job(
         with savepoint(session):
             session.add(job)
             session.add_all(JobTag(job_id=job.id, tag=tag) for tag in body.tags)
+            for item in inputs:
+                item.job_id = job.id
+            session.add_all(inputs)
     except IntegrityError:
         # Another request with the same Idempotency-Key won the race: answer with its job.
         existing = _existing(session, tenant_id, idempotency_key or "", digest)
