@@ -27,8 +27,8 @@ from trainer_engine.data.classify.folder import IMG_EXTENSIONS, verify_image
 from trainer_engine.data.detect.labels import image_shape, img_files, label_path, parse_label_file
 from trainer_engine.data.detect.yaml_data import check_det_dataset
 from trainer_engine.data.errors import DatasetError
+from trainforge.datasets.service import DATA_YAML
 
-DATA_YAML = "data.yaml"
 # Problems and warnings listed in full up to this many; the counts are always exact.
 MAX_LISTED = 200
 _THREADS = min(8, os.cpu_count() or 1)

@@ -2,7 +2,7 @@
 
     for each JobInput (the exact version resolved at submit):
         dataset → the worker cache's unpacked set, held until the run ends (cache hit or unpacked now)
-        model   → the blob on the shared store
+        model   → the blob on the shared store, through a `<sha>.pt` link in the worker cache
     the override becomes that path; the job's log says which version and whether the cache was hit
 
 The service checked the tenant at submit; here the rows are re-read by id, and a row that is gone
@@ -11,20 +11,22 @@ or no longer ready fails the job with the reason instead of training on somethin
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainforge.datasets import repository, service
 from trainforge.datasets.archive import ArchiveError
+from trainforge.datasets.service import DATA_YAML
 from trainforge.datasets.storage import get_store
 from trainforge.db.models import Dataset, ModelWeights
 from trainforge.db.session import session_scope
 from trainforge.settings import Settings
 from trainforge.vocab import UploadStatus
 from worker.dataset_cache import CachedSet, DatasetCache
-from worker.dataset_check import DATA_YAML
 
 
 class InputError(RuntimeError):
@@ -67,13 +69,28 @@ def prepare(job_id: str, overrides: dict[str, Any], settings: Settings) -> Prepa
             if isinstance(row, Dataset):
                 prepared.overrides[key] = str(_dataset_path(row, settings, prepared))
             else:
-                assert row.sha256 is not None
-                prepared.overrides[key] = str(get_store(settings.storage_dir).path(row.sha256))
+                prepared.overrides[key] = str(_model_path(row, settings))
                 prepared.lines.append(f"{key}: model {row.name}@{row.version} (sha256 {row.sha256[:12]})")
     except BaseException:
         prepared.release()
         raise
     return prepared
+
+
+def _model_path(row: ModelWeights, settings: Settings) -> Path:
+    """Return a `.pt` path of the stored checkpoint (the engine tells checkpoints by their suffix).
+
+    A link in the worker cache to the blob on the store, made once per content hash.
+    """
+    assert row.sha256 is not None
+    blob = get_store(settings.storage_dir).path(row.sha256)
+    link = settings.cache_dir / "models" / f"{row.sha256}.pt"
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}")
+        tmp.symlink_to(blob.resolve())
+        os.replace(tmp, link)
+    return link
 
 
 def _dataset_path(row: Dataset, settings: Settings, prepared: Prepared) -> Path:

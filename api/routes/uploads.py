@@ -14,6 +14,7 @@ from trainforge.datasets.storage import get_store
 from trainforge.datasets.uploads import UploadRequest, receive
 from trainforge.errors import Invalid
 
+RefPath = Annotated[str, Path(description="The id, a name (its newest version), or name@version.")]
 _SCHEMAS = {"dataset": (DatasetPublic, DatasetsPublic), "model": (ModelPublic, ModelsPublic)}
 _WHAT = {
     "dataset": "a .zip or .tar.gz of a YOLO set (data.yaml, images/, labels/) or an ImageFolder set",
@@ -26,7 +27,6 @@ def upload_router(kind: str) -> APIRouter:
     cls = service.KINDS[kind]
     one, many = _SCHEMAS[kind]
     router = APIRouter(prefix=f"/v1/{service.plural(kind)}", tags=[service.plural(kind)])
-    RefPath = Annotated[str, Path(description=f"The {kind}'s id, or name@version.")]
 
     @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=one, summary=f"Upload a {kind}")
     async def upload(

@@ -24,6 +24,8 @@ from trainforge.errors import Conflict, Invalid, NotFound
 from trainforge.settings import Settings
 from trainforge.vocab import VALIDATE_DATASET, VALIDATE_MODEL, UploadStatus
 
+# The file that marks a YOLO detection set; `data=` points the engine at it.
+DATA_YAML = "data.yaml"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 KINDS: dict[str, UploadClass] = {"dataset": Dataset, "model": ModelWeights}
 VALIDATE_TASKS = {"dataset": VALIDATE_DATASET, "model": VALIDATE_MODEL}
