@@ -4,8 +4,8 @@
     <cache_dir>/sets/<sha256>.lock      flock: exclusive while unpacking or evicting, shared while in use
     <cache_dir>/labels/                 the engine's label caches (never inside a dataset folder)
 
-A job takes the set's lock exclusively, unpacks it if it is not there yet (into a temporary
-folder renamed into place), then holds the lock shared until the job ends. Eviction removes the
+A job holds the set's lock shared for as long as it trains on it; only unpacking a set that is not
+there yet takes it exclusively (into a temporary folder renamed into place). Eviction removes the
 least recently used sets past `max_bytes`, skipping any whose lock it cannot take at once (in use).
 """
 
@@ -58,13 +58,18 @@ class DatasetCache:
         target = self.sets / sha256
         lock = open(self.sets / f"{sha256}.lock", "ab")  # noqa: SIM115 - closed by CachedSet.release
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            fcntl.flock(lock, fcntl.LOCK_SH)
             hit = (target / COMPLETE).is_file()
             if not hit:
-                self._unpack(archive, fmt, target, limits)
+                # Exclusive only to unpack: jobs already training on the set keep their shared locks,
+                # so a second job waits only for an unpack in progress, never for a run to end.
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                hit = (target / COMPLETE).is_file()  # another job unpacked it while we waited
+                if not hit:
+                    self._unpack(archive, fmt, target, limits)
+                fcntl.flock(lock, fcntl.LOCK_SH)
             os.utime(target / COMPLETE)  # the LRU clock
-            # Shared from here on: other jobs may use the set at once; eviction must wait.
-            fcntl.flock(lock, fcntl.LOCK_SH)
         except BaseException:
             lock.close()
             raise
