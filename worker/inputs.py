@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from trainforge.datasets import repository, service
 from trainforge.datasets.archive import ArchiveError
 from trainforge.datasets.service import DATA_YAML
@@ -52,6 +54,15 @@ def worker_cache(settings: Settings) -> DatasetCache:
     return DatasetCache(settings.cache_dir, settings.cache_max_bytes)
 
 
+def pin(session: Session, job_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return `overrides` with each dataset:/model: reference replaced by the exact version recorded
+    at submit (`dataset:<id>`), so a later upload under the same name does not change the run."""
+    pinned = dict(overrides)
+    for item in repository.job_inputs(session, job_id):
+        pinned[item.key] = f"{item.kind}:{item.resource_id}"
+    return pinned
+
+
 def prepare(job_id: str, overrides: dict[str, Any], settings: Settings) -> Prepared:
     """Resolve the job's inputs to local paths; InputError when one is gone or cannot be unpacked."""
     with session_scope() as session:
@@ -69,7 +80,8 @@ def prepare(job_id: str, overrides: dict[str, Any], settings: Settings) -> Prepa
             if isinstance(row, Dataset):
                 prepared.overrides[key] = str(_dataset_path(row, settings, prepared))
             else:
-                prepared.overrides[key] = str(_model_path(row, settings))
+                assert row.sha256 is not None  # checked above against the recorded hash
+                prepared.overrides[key] = str(_model_path(row.sha256, settings))
                 prepared.lines.append(f"{key}: model {row.name}@{row.version} (sha256 {row.sha256[:12]})")
     except BaseException:
         prepared.release()
@@ -77,14 +89,13 @@ def prepare(job_id: str, overrides: dict[str, Any], settings: Settings) -> Prepa
     return prepared
 
 
-def _model_path(row: ModelWeights, settings: Settings) -> Path:
+def _model_path(sha256: str, settings: Settings) -> Path:
     """Return a `.pt` path of the stored checkpoint (the engine tells checkpoints by their suffix).
 
     A link in the worker cache to the blob on the store, made once per content hash.
     """
-    assert row.sha256 is not None
-    blob = get_store(settings.storage_dir).path(row.sha256)
-    link = settings.cache_dir / "models" / f"{row.sha256}.pt"
+    blob = get_store(settings.storage_dir).path(sha256)
+    link = settings.cache_dir / "models" / f"{sha256}.pt"
     if not link.exists():
         link.parent.mkdir(parents=True, exist_ok=True)
         tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}")

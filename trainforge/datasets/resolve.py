@@ -13,7 +13,7 @@ same name does not change what a queued job trains on.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,9 @@ from trainforge.db.models import Dataset, JobInput, ModelWeights
 from trainforge.errors import Invalid, NotFound
 from trainforge.vocab import UploadStatus
 
+if TYPE_CHECKING:  # the references package imports this module for its scheme table
+    from trainforge.references.context import Context
+
 DATASET_SCHEME = "dataset:"
 MODEL_SCHEME = "model:"
 # Which override may name which kind of resource.
@@ -31,11 +34,6 @@ REFERENCE_KEYS: dict[str, tuple[str, UploadClass]] = {
     "model": (MODEL_SCHEME, ModelWeights),
     "pretrained": (MODEL_SCHEME, ModelWeights),
 }
-
-
-def is_reference(value: Any) -> bool:
-    """Return whether an override value is a `dataset:` or `model:` reference."""
-    return isinstance(value, str) and value.startswith((DATASET_SCHEME, MODEL_SCHEME))
 
 
 def _resolve(session: Session, cls: UploadClass, tenant_id: str, ref: str, key: str) -> Upload:
@@ -76,32 +74,48 @@ def resolve_model(session: Session, tenant_id: str, ref: str, key: str = "model"
     return row
 
 
+def dataset_reference(ctx: Context, key: str, rest: str) -> str:
+    """Resolve `dataset:<rest>` for the references table; return the pinned form `dataset:<id>`.
+
+    The worker turns the pinned form into its cached copy's path (worker/inputs.py); the trainer
+    never sees a path before then.
+    """
+    row = resolve_dataset(ctx.session, ctx.tenant_id, rest, key)
+    _check_task(row, ctx.task, key, f"{DATASET_SCHEME}{rest}")
+    return f"{DATASET_SCHEME}{row.id}"
+
+
+def model_reference(ctx: Context, key: str, rest: str) -> str:
+    """Resolve `model:<rest>` for the references table; return the pinned form `model:<id>`."""
+    return f"{MODEL_SCHEME}{resolve_model(ctx.session, ctx.tenant_id, rest, key).id}"
+
+
+def _check_task(row: Dataset, task: str | None, key: str, value: str) -> None:
+    """Refuse a dataset whose layout is of another task than the trainer's."""
+    if task and row.task and row.task != task:
+        raise Invalid(
+            f"override '{key}': {value} ({row.name}@{row.version}) is a {row.task} dataset; "
+            f"the {task} trainer needs a {task} dataset",
+            key=key,
+        )
+
+
 def resolve_inputs(
     session: Session, tenant_id: str, overrides: dict[str, Any], task: str | None
 ) -> list[JobInput]:
-    """Resolve every `dataset:`/`model:` override; return the JobInput rows to store with the job.
+    """Return the JobInput rows of the job's `dataset:`/`model:` overrides: the exact versions used.
 
-    Invalid (422) for a reference in an override that takes none, a scheme that does not fit the
-    override (data=model:x), a dataset of another task than the trainer's, or a row that is not ready.
+    The references package has already refused a scheme in a key that does not take it; here each
+    reference is resolved again to its row (Invalid, 422, when it is not the tenant's or not ready).
     """
     inputs = []
-    for key, value in overrides.items():
-        if not is_reference(value):
+    for key, (scheme, cls) in REFERENCE_KEYS.items():
+        value = overrides.get(key)
+        if not isinstance(value, str) or not value.startswith(scheme):
             continue
-        if key not in REFERENCE_KEYS:
-            raise Invalid(
-                f"{key}={value}: only {', '.join(REFERENCE_KEYS)} take dataset: or model: references", key=key
-            )
-        scheme, cls = REFERENCE_KEYS[key]
-        if not value.startswith(scheme):
-            raise Invalid(f"{key}={value}: {key} takes a {scheme} reference", key=key)
         row = _resolve(session, cls, tenant_id, value.removeprefix(scheme), key)
-        if isinstance(row, Dataset) and task and row.task and row.task != task:
-            raise Invalid(
-                f"{key}={value}: {row.name}@{row.version} is a {row.task} dataset; "
-                f"the {task} trainer needs a {task} dataset",
-                key=key,
-            )
+        if isinstance(row, Dataset):
+            _check_task(row, task, key, value)
         assert row.sha256 is not None  # a ready row has its bytes
         inputs.append(
             JobInput(

@@ -250,19 +250,23 @@ def test_job_references_resolve_for_the_tenant_only(
 
     jobs_before = len(api_client.get("/v1/jobs", headers=auth(owner)).json()["data"])
     bad = [
-        (other, {"data": "dataset:refs"}, "data=dataset:refs: no such dataset"),
-        (owner, {"data": "dataset:nope"}, "data=dataset:nope: no such dataset"),
-        (owner, {"data": "dataset:refs@9"}, "data=dataset:refs@9: no such dataset"),
+        (other, {"data": "dataset:refs"}, "override 'data': you have no dataset 'refs'; list yours"),
+        (owner, {"data": "dataset:nope"}, "override 'data': you have no dataset 'nope'"),
+        (owner, {"data": "dataset:refs@9"}, "override 'data': you have no dataset 'refs@9'"),
         (owner, {"data": "dataset:refs@x"}, "invalid dataset version in 'refs@x'"),
         (owner, {"data": "dataset:pending"}, "is validating, not ready (wait until it is ready)"),
-        (owner, {"data": "model:refs"}, "data=model:refs: data takes a dataset: reference"),
-        (owner, {"model": "dataset:refs"}, "model takes a model: reference"),
+        (owner, {"data": "model:refs"}, "override 'data': 'model:' references are not accepted here"),
+        (owner, {"model": "dataset:refs"}, "override 'model': 'dataset:' references are not accepted here"),
         (
             owner,
             {"data": "dataset:pets"},
-            "pets@1 is a classify dataset; the detect trainer needs a detect dataset",
+            "(pets@1) is a classify dataset; the detect trainer needs a detect",
         ),
-        (owner, {"data": "dataset:refs", "model": "model:none"}, "model=model:none: no such model"),
+        (
+            owner,
+            {"data": "dataset:refs", "model": "model:none"},
+            "override 'model': you have no model 'none'",
+        ),
     ]
     for token, overrides, message in bad:
         r = submit(token, **overrides)
