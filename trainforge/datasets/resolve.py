@@ -42,12 +42,12 @@ def _resolve(session: Session, cls: UploadClass, tenant_id: str, ref: str, key: 
     try:
         row = service.get_by_ref(session, cls, tenant_id, ref)
     except NotFound:
+        # The same words for another tenant's (or a deleted) one as for one that never existed.
         raise Invalid(
-            f"{key}={kind}:{ref}: no such {kind}; list yours with `trainforge {kind}s` (GET /v1/{kind}s)",
-            key=key,
+            f"override '{key}': you have no {kind} {ref!r}; list yours with `trainforge {kind}s`", key=key
         ) from None
     except Invalid as exc:
-        raise Invalid(f"{key}={kind}:{ref}: {exc.detail}", key=key) from None
+        raise Invalid(f"override '{key}': {exc.detail}", key=key) from None
     if row.status != UploadStatus.READY:
         why = (
             (row.error or "see its report")
@@ -55,7 +55,7 @@ def _resolve(session: Session, cls: UploadClass, tenant_id: str, ref: str, key: 
             else "wait until it is ready"
         )
         raise Invalid(
-            f"{key}={kind}:{ref}: {kind} {row.name}@{row.version} is {row.status}, not ready ({why})", key=key
+            f"override '{key}': {kind} {row.name}@{row.version} is {row.status}, not ready ({why})", key=key
         )
     return row
 
