@@ -312,7 +312,8 @@ def test_without_data_roots_no_path_is_accepted(session, settings_env, tmp_path)
         references.resolve(ctx, "data", str(tmp_path))
     assert caught.value.detail == (
         "override 'data': this server allows no file paths (it lists no data roots); "
-        "give a built-in set (synthetic:classify, synthetic:shapes)"
+        "give dataset:<name>[@<version>] (one of your uploaded datasets) or "
+        "a built-in set (synthetic:classify, synthetic:shapes)"
     )
     assert caught.value.extra == {"key": "data"}
 
