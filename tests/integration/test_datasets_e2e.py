@@ -1,5 +1,6 @@
 """Datasets end to end: the CLI uploads a folder, a real service worker validates it, a real jobs
-worker trains on `dataset:NAME` from its cache, and a checkpoint uploaded as a model fine-tunes."""
+worker trains on `dataset:NAME`, and a second job fine-tunes from the first one's checkpoint
+(uploaded as a model) on the set it finds in the worker's cache."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def submit(api: httpx.Client, **overrides: object) -> str:
     return str(r.json()["id"])
 
 
-def test_upload_a_folder_train_on_it_twice_and_fine_tune(
+def test_upload_a_folder_train_on_it_and_fine_tune_from_the_cache(
     api: httpx.Client, live_api: str, token: str, tmp_path: Path, service_env: dict[str, str]
 ) -> None:
     folder = yolo_set(tmp_path / "shapes", images=8)
@@ -73,26 +74,25 @@ def test_upload_a_folder_train_on_it_twice_and_fine_tune(
     log = api.get(f"/v1/jobs/{first}/logs").text
     assert "data: dataset shapes-v1@1" in log and "cache miss, unpacked in" in log
 
-    second = submit(api, data="dataset:shapes-v1@1")
-    assert wait_job(api, second)["status"] == "succeeded"
-    assert ": cache hit" in api.get(f"/v1/jobs/{second}/logs").text
-
     cache = Path(service_env["TRAINFORGE_CACHE_DIR"])
     assert not list((cache / "sets").rglob("*.cache.json")), "the label cache stays out of the dataset"
     assert list((cache / "labels").glob("*.cache.json"))
 
+    # The second job fine-tunes from the first one's best.pt, uploaded as a model, on the cached set.
     best = tmp_path / "best.pt"
     best.write_bytes(api.get(f"/v1/jobs/{first}/artifacts/best.pt").content)
     model = cli(live_api, token, "model", "upload", str(best), "--name", "start")
     assert model.returncode == 0, model.stderr
     assert "model:start@1  (ready)" in model.stdout
-    tuned = submit(api, data="dataset:shapes-v1", model="model:start")
+    tuned = submit(api, data="dataset:shapes-v1@1", model="model:start")
     job = wait_job(api, tuned)
     assert job["status"] == "succeeded", job.get("error")
-    assert "model: model start@1" in api.get(f"/v1/jobs/{tuned}/logs").text
+    log = api.get(f"/v1/jobs/{tuned}/logs").text
+    assert "data: dataset shapes-v1@1" in log and ": cache hit" in log
+    assert "model: model start@1" in log
 
-    refused = cli(live_api, token, "dataset", "delete", "shapes-v1@1")
-    assert refused.returncode == 0, refused.stderr  # every job using it has ended
+    deleted = cli(live_api, token, "dataset", "delete", "shapes-v1@1")
+    assert deleted.returncode == 0, deleted.stderr  # every job using it has ended
     assert cli(live_api, token, "dataset", "show", "shapes-v1").returncode == 1
 
 

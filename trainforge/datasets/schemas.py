@@ -45,3 +45,21 @@ class ModelsPublic(BaseModel):
     """The tenant's uploaded models, newest first."""
 
     data: list[ModelPublic]
+
+
+class JobInputPublic(BaseModel):
+    """One dataset or model version a job runs on, as resolved when it was submitted."""
+
+    key: str
+    kind: str
+    id: str
+    ref: str
+    name: str
+    version: int
+    sha256: str
+
+
+class JobInputsPublic(BaseModel):
+    """The exact dataset and model versions of a job."""
+
+    data: list[JobInputPublic]

@@ -220,6 +220,11 @@ def test_delete_is_refused_while_a_job_uses_the_version(api_client, token, shape
             1,
             ready["sha256"],
         )
+    inputs = api_client.get(f"/v1/jobs/{job_id}/inputs", headers=auth(token)).json()["data"]
+    assert inputs == [
+        {"key": "data", "kind": "dataset", "id": ready["id"], "ref": "dataset:inuse@1", "name": "inuse",
+         "version": 1, "sha256": ready["sha256"]}
+    ]  # fmt: skip
     assert api_client.delete("/v1/datasets/inuse", headers=auth(token)).status_code == 422  # which version?
     refused = api_client.delete("/v1/datasets/inuse@1", headers=auth(token))
     assert refused.status_code == 409
