@@ -17,7 +17,7 @@ from trainforge.db.models import Job, JobTag
 from trainforge.db.session import savepoint
 from trainforge.db.types import new_id, utcnow
 from trainforge.errors import Conflict, Invalid
-from trainforge.jobs import repository
+from trainforge.jobs import limits, repository
 from trainforge.jobs.lease import send_run_job
 from trainforge.jobs.state import transition
 from trainforge.registry import TrainerError, resolve_trainer
@@ -96,6 +96,7 @@ def create_job(
     # The exact dataset and model versions the job runs on, whatever is uploaded under their names later.
     inputs = resolve_inputs(session, tenant_id, body.overrides, task)
     hooks = inline_webhooks([hook.model_dump() for hook in body.webhooks], settings)
+    limits.check_submission(session, tenant_id, body, task, settings)
     job = Job(
         id=new_id(),
         tenant_id=tenant_id,
