@@ -1,0 +1,110 @@
+"""Counted slots shared by every process, held as expiring leases in Redis.
+
+A slot pool is a Redis sorted set: one member per holder, scored with the time its lease ends (the
+Redis server's clock, so processes on several machines agree). Taking a slot first drops the leases
+that ended, so a holder that died (a killed worker, a crashed API process) frees its slot when its
+lease runs out, never later. One script takes a slot in several pools at once or in none, so two
+processes can never both take the last slot.
+
+Redis only throttles here; the database stays the source of truth. When Redis cannot be reached
+the caller decides (webhooks and streams go ahead unthrottled rather than stop).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+
+from trainforge.pubsub import get_redis
+
+log = logging.getLogger(__name__)
+PREFIX = "trainforge:slots:"
+
+# KEYS: the pools; ARGV: member, lease ms, then each pool's cap. Returns 0 when taken, else the
+# 1-based index of the first full pool. A member already in a pool renews its lease there.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[2])
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if not redis.call('ZSCORE', key, ARGV[1]) and redis.call('ZCARD', key) >= tonumber(ARGV[i + 2]) then
+    return i
+  end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + lease, ARGV[1])
+  if redis.call('PTTL', key) < lease then redis.call('PEXPIRE', key, lease) end
+end
+return 0
+"""
+# KEYS: the pools; ARGV: member, lease ms. Pushes the member's lease end out (re-adding it if its
+# lease had already run out: the holder is alive, so it still counts).
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[2])
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + lease, ARGV[1])
+  if redis.call('PTTL', key) < lease then redis.call('PEXPIRE', key, lease) end
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One pool of slots: its Redis key and how many holders it admits at once."""
+
+    key: str
+    cap: int
+
+
+def pool(kind: str, owner: str, cap: int) -> Pool:
+    """Return the pool of `kind` (e.g. "webhooks:tenant") for `owner`, admitting `cap` holders."""
+    return Pool(f"{PREFIX}{kind}:{owner}", cap)
+
+
+class Slots:
+    """Take, renew and give back one holder's slot in several pools at once."""
+
+    def __init__(self, client: redis.Redis | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> redis.Redis:
+        """Return the Redis client (the process's shared one unless given)."""
+        return self._client or get_redis()
+
+    def take(self, pools: Sequence[Pool], member: str, lease_s: float) -> Pool | None:
+        """Take a slot in every pool for `member` for `lease_s`; return None, or the first full pool."""
+        keys = [p.key for p in pools]
+        caps = [p.cap for p in pools]
+        full = int(self.client.eval(_TAKE, len(keys), *keys, member, _ms(lease_s), *caps))  # type: ignore[arg-type]
+        return pools[full - 1] if full else None
+
+    def renew(self, pools: Sequence[Pool], member: str, lease_s: float) -> None:
+        """Extend `member`'s lease in every pool to `lease_s` from now."""
+        keys = [p.key for p in pools]
+        self.client.eval(_RENEW, len(keys), *keys, member, _ms(lease_s))  # type: ignore[arg-type]
+
+    def give_back(self, pools: Sequence[Pool], member: str) -> None:
+        """Free `member`'s slot in every pool (nothing happens where it holds none)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for p in pools:
+                pipe.zrem(p.key, member)
+            pipe.execute()
+
+    def holders(self, p: Pool) -> int:
+        """Return how many leases in the pool have not ended (for operators and tests)."""
+        now_s, now_us = self.client.time()  # type: ignore[misc]
+        count = self.client.zcount(p.key, now_s * 1000 + now_us // 1000 + 1, "+inf")
+        return int(count)  # type: ignore[arg-type]
+
+
+def _ms(seconds: float) -> int:
+    """Return a lease length in whole milliseconds (at least one)."""
+    return max(1, int(seconds * 1000))

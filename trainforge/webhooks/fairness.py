@@ -1,0 +1,77 @@
+"""Delivery slots: how many attempts one receiver and one tenant may have running at once.
+
+Every attempt holds a webhooks worker process until its receiver answers or the attempt times out,
+so a tarpit (a receiver that accepts and never answers) would otherwise take every process and
+stall every tenant's deliveries. Before claiming a delivery, a worker takes a slot in two pools
+shared by all workers: its receiver's (`webhook_endpoint_in_flight`) and its tenant's
+(`webhook_tenant_in_flight`, the tenant's share of the slots). A delivery that finds either full
+stays due and is offered again after a growing pause, so a slow receiver delays only its own
+tenant. Slots are leases as long as a claim: a worker killed mid-attempt frees its slots when
+its claim would have ended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import uuid
+
+import redis
+
+from trainforge.settings import Settings
+from trainforge.slots import Pool, Slots, pool
+
+log = logging.getLogger(__name__)
+
+# A busy delivery is offered again after 0.5 s, then 1, 2, 4, 8, 10, 10 s ...: each offer costs a
+# broker message and a read, so a tenant with a long backlog on a tarpit costs a bounded rate.
+BUSY_FIRST_S = 0.5
+BUSY_MAX_S = 10.0
+BUSY_JITTER = 0.2
+
+_slots = Slots()
+
+
+def pools_for(tenant_id: str, endpoint_id: str | None, url: str | None, settings: Settings) -> list[Pool]:
+    """Return the receiver's pool and the tenant's pool a delivery needs a slot in."""
+    # A job webhook is one receiver per URL for the whole tenant: many jobs naming one URL share it.
+    receiver = endpoint_id or "url-" + hashlib.sha256(f"{tenant_id}\n{url}".encode()).hexdigest()[:32]
+    return [
+        pool("webhooks:receiver", receiver, settings.webhook_endpoint_in_flight),
+        pool("webhooks:tenant", tenant_id, settings.webhook_tenant_in_flight),
+    ]
+
+
+def new_holder(delivery_id: str) -> str:
+    """Return a holder name for one try at a delivery (two messages for it hold two names)."""
+    return f"{delivery_id}:{uuid.uuid4().hex[:8]}"
+
+
+def take(pools: list[Pool], holder: str, lease_s: float) -> Pool | None:
+    """Take a slot in every pool; return the full pool that refused, or None when taken.
+
+    Without Redis the attempt goes ahead: Redis is also the broker, so deliveries already in hand
+    are few, and holding them back would lose nothing but time.
+    """
+    try:
+        return _slots.take(pools, holder, lease_s)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("delivery slots unavailable (%s); attempting without the fairness caps", exc)
+        return None
+
+
+def give_back(pools: list[Pool], holder: str) -> None:
+    """Free the holder's slots; a Redis error only leaves them to end with their lease."""
+    if not pools:
+        return
+    try:
+        _slots.give_back(pools, holder)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("could not free delivery slots of %s (%s); their lease ends them", holder, exc)
+
+
+def busy_delay(busy: int, rng: random.Random | None = None) -> float:
+    """Return seconds before a delivery found busy `busy` times before is offered again."""
+    base = min(BUSY_FIRST_S * 2 ** min(busy, 16), BUSY_MAX_S)
+    return base * (1 + BUSY_JITTER * (2 * (rng or random).random() - 1))
