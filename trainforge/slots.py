@@ -6,6 +6,10 @@ that ended, so a holder that died (a killed worker, a crashed API process) frees
 lease runs out, never later. One script takes a slot in several pools at once or in none, so two
 processes can never both take the last slot.
 
+A taker that finds a pool full may leave its name in the pool's waiting list, in the same script;
+giving a slot back pops the first waiter of each pool it frees, in one script too, so no waiter can
+slip in between a release and its own check. The caller wakes the waiters it got.
+
 Redis only throttles here; the database stays the source of truth. When Redis cannot be reached
 the caller decides (webhooks and streams go ahead unthrottled rather than stop).
 """
@@ -23,15 +27,20 @@ from trainforge.pubsub import get_redis
 log = logging.getLogger(__name__)
 PREFIX = "trainforge:slots:"
 
-# KEYS: the pools; ARGV: member, lease ms, then each pool's cap. Returns 0 when taken, else the
-# 1-based index of the first full pool. A member already in a pool renews its lease there.
+# KEYS: the pools; ARGV: member, lease ms, waiter ("" for none), then each pool's cap. Returns 0 when
+# taken, else the 1-based index of the first full pool (whose waiting list then ends with the waiter).
+# A member already in a pool renews its lease there.
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[2])
 for i, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  if not redis.call('ZSCORE', key, ARGV[1]) and redis.call('ZCARD', key) >= tonumber(ARGV[i + 2]) then
+  if not redis.call('ZSCORE', key, ARGV[1]) and redis.call('ZCARD', key) >= tonumber(ARGV[i + 3]) then
+    if ARGV[3] ~= '' then
+      redis.call('RPUSH', key .. ':waiting', ARGV[3])
+      redis.call('PEXPIRE', key .. ':waiting', lease * 4)
+    end
     return i
   end
 end
@@ -52,6 +61,20 @@ for _, key in ipairs(KEYS) do
   if redis.call('PTTL', key) < lease then redis.call('PEXPIRE', key, lease) end
 end
 return 0
+"""
+
+
+# KEYS: the pools; ARGV: member. Frees the member's slot in each pool and pops that pool's first
+# waiter, if the member really held a slot there. Returns the waiters popped.
+_GIVE_BACK = """
+local woken = {}
+for _, key in ipairs(KEYS) do
+  if redis.call('ZREM', key, ARGV[1]) == 1 then
+    local waiter = redis.call('LPOP', key .. ':waiting')
+    if waiter then table.insert(woken, waiter) end
+  end
+end
+return woken
 """
 
 
@@ -79,11 +102,15 @@ class Slots:
         """Return the Redis client (the process's shared one unless given)."""
         return self._client or get_redis()
 
-    def take(self, pools: Sequence[Pool], member: str, lease_s: float) -> Pool | None:
-        """Take a slot in every pool for `member` for `lease_s`; return None, or the first full pool."""
+    def take(self, pools: Sequence[Pool], member: str, lease_s: float, waiter: str = "") -> Pool | None:
+        """Take a slot in every pool for `member` for `lease_s`; return None, or the first full pool.
+
+        With `waiter`, a full pool keeps it in its waiting list, to be handed out by a `give_back`.
+        """
         keys = [p.key for p in pools]
         caps = [p.cap for p in pools]
-        full = int(self.client.eval(_TAKE, len(keys), *keys, member, _ms(lease_s), *caps))  # type: ignore[arg-type]
+        args = (member, _ms(lease_s), waiter, *caps)
+        full = int(self.client.eval(_TAKE, len(keys), *keys, *args))  # type: ignore[arg-type]
         return pools[full - 1] if full else None
 
     def renew(self, pools: Sequence[Pool], member: str, lease_s: float) -> None:
@@ -91,12 +118,11 @@ class Slots:
         keys = [p.key for p in pools]
         self.client.eval(_RENEW, len(keys), *keys, member, _ms(lease_s))  # type: ignore[arg-type]
 
-    def give_back(self, pools: Sequence[Pool], member: str) -> None:
-        """Free `member`'s slot in every pool (nothing happens where it holds none)."""
-        with self.client.pipeline(transaction=False) as pipe:
-            for p in pools:
-                pipe.zrem(p.key, member)
-            pipe.execute()
+    def give_back(self, pools: Sequence[Pool], member: str) -> list[str]:
+        """Free `member`'s slot in every pool; return the waiters this makes room for (one per pool)."""
+        keys = [p.key for p in pools]
+        woken = self.client.eval(_GIVE_BACK, len(keys), *keys, member)  # type: ignore[arg-type]
+        return [w.decode() if isinstance(w, bytes) else str(w) for w in woken or []]  # type: ignore[union-attr]
 
     def holders(self, p: Pool) -> int:
         """Return how many leases in the pool have not ended (for operators and tests)."""

@@ -24,9 +24,9 @@ def warm_pool_process(**_: Any) -> None:
 
 
 @app.task(name=queue.DELIVER_WEBHOOK, ignore_result=True)
-def deliver_webhook(delivery_id: str, busy: int = 0) -> str:
+def deliver_webhook(delivery_id: str) -> str:
     """Attempt one delivery now if it is due, not claimed and its receiver and tenant have a free slot."""
-    return dispatch.deliver(delivery_id, busy=busy)
+    return dispatch.deliver(delivery_id)
 
 
 @app.task(name=queue.SWEEP_WEBHOOKS, ignore_result=True)

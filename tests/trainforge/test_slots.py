@@ -58,3 +58,16 @@ def test_a_lease_ends_unless_renewed_and_the_key_expires(redis_url) -> None:
     assert slots.take([target], "late", 0.3) is None  # the holder stopped renewing: its slot is free
     time.sleep(0.5)
     assert not client.exists(target.key)  # nothing is left behind in Redis either
+
+
+def test_a_refused_taker_waits_in_line_and_a_release_hands_it_the_slot(redis_url) -> None:
+    slots = Slots(redis.Redis.from_url(redis_url))
+    target = fresh("line", 1)
+    assert slots.take([target], "holder", 30) is None
+    assert slots.take([target], "first-try", 30, waiter="first") == target
+    assert slots.take([target], "second-try", 30, waiter="second") == target
+    assert slots.give_back([target], "somebody-else") == []  # held nothing: frees nothing, wakes nobody
+    assert slots.give_back([target], "holder") == ["first"]  # first come, first woken
+    assert slots.take([target], "first-try", 30) is None
+    assert slots.give_back([target], "first-try") == ["second"]
+    assert slots.give_back([target], "second-try") == []

@@ -10,7 +10,8 @@ A delivery row moves like this (all times in the DB, never in broker countdowns)
 The claim is one guarded UPDATE, so two messages for one delivery never send it twice at once; a
 worker that dies mid-attempt leaves next_attempt_at = end of its claim, so the sweep retries it then.
 Before the claim a worker takes a slot for the receiver and the tenant (`fairness`); a delivery whose
-receiver or tenant has every slot in use stays due and unclaimed, and is offered again shortly.
+receiver or tenant has every slot in use stays due and unclaimed, and waits for the attempt that
+frees a slot to send it again (or, should that message be lost, for the sweep).
 """
 
 from __future__ import annotations
@@ -69,22 +70,19 @@ class Claim:
     holder: str = ""
 
 
-def deliver(
-    delivery_id: str, resolver: Resolver = system_resolver, db_url: str | None = None, busy: int = 0
-) -> str:
-    """Claim, attempt and record one delivery; return what happened ("sent", "retry", "busy", ...).
-
-    `busy` counts the times this delivery already found its receiver or tenant without a free slot.
-    """
+def deliver(delivery_id: str, resolver: Resolver = system_resolver, db_url: str | None = None) -> str:
+    """Claim, attempt and record one delivery; return what happened ("sent", "retry", "busy", ...)."""
     settings = get_settings()
     with session_scope(db_url) as session:  # commits the claim before the HTTP call
-        claim = claim_delivery(session, delivery_id, settings, busy)
+        claim = claim_delivery(session, delivery_id, settings)
     if isinstance(claim, str):
         return claim
     try:
         return _attempt_and_record(claim, settings, resolver, db_url)
     finally:
-        fairness.give_back(list(claim.slots), claim.holder)
+        # The slots go back after the attempt is recorded, and each wakes a delivery waiting for it.
+        for waiting_id in fairness.give_back(list(claim.slots), claim.holder):
+            send_delivery(waiting_id)
 
 
 def _attempt_and_record(claim: Claim, settings: Settings, resolver: Resolver, db_url: str | None) -> str:
@@ -109,7 +107,7 @@ def _attempt_and_record(claim: Claim, settings: Settings, resolver: Resolver, db
         return record(session, claim, result, settings)
 
 
-def claim_delivery(session: Session, delivery_id: str, settings: Settings, busy: int = 0) -> Claim | str:
+def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Claim | str:
     """Take a slot and a due delivery (one guarded UPDATE); return the Claim or why it was not taken.
 
     Never commits: the caller's boundary does, before the HTTP attempt starts.
@@ -126,31 +124,24 @@ def claim_delivery(session: Session, delivery_id: str, settings: Settings, busy:
     claim_s = settings.webhook_timeout_s + CLAIM_MARGIN_S
     pools = fairness.pools_for(row.tenant_id, row.endpoint_id, row.url, settings)
     holder = fairness.new_holder(delivery_id)
-    full = fairness.take(pools, holder, claim_s)
-    if full is not None:
-        return _park_busy(session, delivery_id, now, busy)
+    if fairness.take(pools, holder, claim_s, waiter=delivery_id) is not None:
+        # Waiting in the full pool's list now: the sweep leaves it to the wake-up, unless every
+        # holder died (their leases end within a claim) and nobody is left to wake it.
+        locked = now + timedelta(seconds=claim_s + dispatch_lease_s())
+        session.execute(_PARK, {"d_id": delivery_id, "p_now": now, "p_locked": locked})
+        return "busy"
     until = now + timedelta(seconds=claim_s)
     params = {"d_id": delivery_id, "claim_now": now, "claim_until": until}
     attempt = session.execute(_CLAIM, params).scalar()
     if attempt is None:
-        fairness.give_back(pools, holder)
+        for waiting_id in fairness.give_back(pools, holder):
+            after_commit(session, functools.partial(send_delivery, waiting_id))
         return "taken"
     request = _request(row, endpoint, now)
     claim = Claim(delivery_id, int(attempt), until, row.endpoint_id, slots=tuple(pools), holder=holder)
     if isinstance(request, str):
         return dataclasses.replace(claim, refusal=request)
     return dataclasses.replace(claim, request=request)
-
-
-def _park_busy(session: Session, delivery_id: str, now: datetime, busy: int) -> str:
-    """Leave a delivery due but unclaimed, offered again after a pause that grows with `busy`."""
-    delay = fairness.busy_delay(busy)
-    # The sweep leaves it alone until its next offer had time to arrive, so the pauses do not
-    # multiply the delivery's messages.
-    locked = now + timedelta(seconds=delay + dispatch_lease_s())
-    session.execute(_PARK, {"d_id": delivery_id, "p_now": now, "p_locked": locked})
-    after_commit(session, functools.partial(send_delivery, delivery_id, countdown=delay, busy=busy + 1))
-    return "busy"
 
 
 # Built once: constructing these expressions cost more CPU per delivery than running them.
@@ -360,15 +351,11 @@ def sweep(db_url: str | None = None, limit: int = SWEEP_BATCH) -> int:
     return len(ids)
 
 
-def send_delivery(delivery_id: str, countdown: float | None = None, busy: int = 0) -> None:
+def send_delivery(delivery_id: str, countdown: float | None = None) -> None:
     """Send the deliver task for one delivery; a broker error is logged (the sweep will resend it)."""
     try:
         get_producer().send_task(
-            DELIVER_WEBHOOK,
-            args=[delivery_id],
-            kwargs={"busy": busy} if busy else None,
-            queue=WEBHOOKS_QUEUE,
-            countdown=countdown or None,
+            DELIVER_WEBHOOK, args=[delivery_id], queue=WEBHOOKS_QUEUE, countdown=countdown or None
         )
     except Exception as exc:  # kombu raises many types; the row stays due, so the sweep recovers it
         log.warning("sending delivery %s failed: %s", delivery_id, exc)

@@ -5,16 +5,16 @@ so a tarpit (a receiver that accepts and never answers) would otherwise take eve
 stall every tenant's deliveries. Before claiming a delivery, a worker takes a slot in two pools
 shared by all workers: its receiver's (`webhook_endpoint_in_flight`) and its tenant's
 (`webhook_tenant_in_flight`, the tenant's share of the slots). A delivery that finds either full
-stays due and is offered again after a growing pause, so a slow receiver delays only its own
-tenant. Slots are leases as long as a claim: a worker killed mid-attempt frees its slots when
-its claim would have ended.
+is not attempted: it waits in that pool's waiting list and is sent again by the attempt that gives
+a slot of the pool back, so a slow receiver delays only its own tenant, and a waiting delivery
+costs nothing until its turn. Slots are leases as long as a claim: a worker killed mid-attempt
+frees its slots when its claim would have ended (its waiters are then found by the sweep).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import uuid
 
 import redis
@@ -23,12 +23,6 @@ from trainforge.settings import Settings
 from trainforge.slots import Pool, Slots, pool
 
 log = logging.getLogger(__name__)
-
-# A busy delivery is offered again after 0.5 s, then 1, 2, 4, 8, 10, 10 s ...: each offer costs a
-# broker message and a read, so a tenant with a long backlog on a tarpit costs a bounded rate.
-BUSY_FIRST_S = 0.5
-BUSY_MAX_S = 10.0
-BUSY_JITTER = 0.2
 
 _slots = Slots()
 
@@ -48,30 +42,28 @@ def new_holder(delivery_id: str) -> str:
     return f"{delivery_id}:{uuid.uuid4().hex[:8]}"
 
 
-def take(pools: list[Pool], holder: str, lease_s: float) -> Pool | None:
-    """Take a slot in every pool; return the full pool that refused, or None when taken.
+def take(pools: list[Pool], holder: str, lease_s: float, waiter: str = "") -> Pool | None:
+    """Take a slot in every pool; return the full pool that refused (`waiter` now waits there), or None.
 
     Without Redis the attempt goes ahead: Redis is also the broker, so deliveries already in hand
     are few, and holding them back would lose nothing but time.
     """
     try:
-        return _slots.take(pools, holder, lease_s)
+        return _slots.take(pools, holder, lease_s, waiter)
     except (redis.RedisError, OSError) as exc:
         log.warning("delivery slots unavailable (%s); attempting without the fairness caps", exc)
         return None
 
 
-def give_back(pools: list[Pool], holder: str) -> None:
-    """Free the holder's slots; a Redis error only leaves them to end with their lease."""
+def give_back(pools: list[Pool], holder: str) -> list[str]:
+    """Free the holder's slots; return the waiting deliveries to send now (one per pool freed).
+
+    A Redis error only leaves the slots to end with their lease.
+    """
     if not pools:
-        return
+        return []
     try:
-        _slots.give_back(pools, holder)
+        return _slots.give_back(pools, holder)
     except (redis.RedisError, OSError) as exc:
         log.warning("could not free delivery slots of %s (%s); their lease ends them", holder, exc)
-
-
-def busy_delay(busy: int, rng: random.Random | None = None) -> float:
-    """Return seconds before a delivery found busy `busy` times before is offered again."""
-    base = min(BUSY_FIRST_S * 2 ** min(busy, 16), BUSY_MAX_S)
-    return base * (1 + BUSY_JITTER * (2 * (rng or random).random() - 1))
+        return []
