@@ -5,10 +5,11 @@ and real loopback receivers. B has one fast endpoint; A has two endpoints that r
 answer before the attempt's time limit (a tarpit). Each round:
 
 1. without: B's job emits `--events` events, paced `--gap-s` apart; B's latency per delivery is
-   from the event's commit to B's receiver reading the signed POST (p50, p99);
+   from the event's emit to B's receiver reading the signed POST (p50, p99);
 2. with: A's job emits `--tarpit-events` events (far more than A's share of slots), and once A's
    attempts hold their slots, B emits again and is measured the same way;
-3. A's endpoints are disabled and its held attempts allowed to time out, so the next round starts clean.
+3. A's endpoints are disabled and its held attempts allowed to time out, so the next arm starts clean.
+The two arms alternate in order from round to round.
 
 After `--rounds` rounds with the fairness caps (the settings below), one more "with" round runs with
 the caps lifted (every process may go to one tenant): what B would see without the fairness.
@@ -184,10 +185,17 @@ def main() -> int:
         a_client.headers["Authorization"] = f"Bearer {a_token}"
         with a_client:
             for n in range(args.rounds):
-                without = figures(
-                    b_latencies(b_job, b_rx, args.events, args.gap_s, 10_000 * n, args.timeout_s)
-                )
-                with_tarpit = tarpit_round(tenant_a, a_client, tarpit, b_job, b_rx, args, 10_000 * n + 5_000)
+                # Alternate which arm goes first, so neither always runs on a just-idled system.
+                arms = ["without", "with"] if n % 2 == 0 else ["with", "without"]
+                for arm in arms:
+                    if arm == "without":
+                        without = figures(
+                            b_latencies(b_job, b_rx, args.events, args.gap_s, 10_000 * n, args.timeout_s)
+                        )
+                    else:
+                        with_tarpit = tarpit_round(
+                            tenant_a, a_client, tarpit, b_job, b_rx, args, 10_000 * n + 5_000
+                        )
                 rounds.append({"without": without, "with": with_tarpit})
                 print(
                     f"round {n + 1}: B p50/p99 without A's tarpit "

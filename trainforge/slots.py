@@ -6,9 +6,11 @@ that ended, so a holder that died (a killed worker, a crashed API process) frees
 lease runs out, never later. One script takes a slot in several pools at once or in none, so two
 processes can never both take the last slot.
 
-A taker that finds a pool full may leave its name in the pool's waiting list, in the same script;
-giving a slot back pops the first waiter of each pool it frees, in one script too, so no waiter can
-slip in between a release and its own check. The caller wakes the waiters it got.
+A taker that finds a pool full may leave its name in the pool's waiting list, in the same script.
+Giving a slot back hands it to the first waiter of that pool, in one script too: the slot stays
+taken, reserved for the waiter ("reserved:<waiter>") for a short lease, so a newcomer cannot take it
+before the waiter comes back for it, and the waiter's next take turns the reservation into its own
+slot. The caller wakes the waiters it got.
 
 Redis only throttles here; the database stays the source of truth. When Redis cannot be reached
 the caller decides (webhooks and streams go ahead unthrottled rather than stop).
@@ -36,6 +38,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[2])
 for i, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if ARGV[3] ~= '' then redis.call('ZREM', key, 'reserved:' .. ARGV[3]) end
   if not redis.call('ZSCORE', key, ARGV[1]) and redis.call('ZCARD', key) >= tonumber(ARGV[i + 3]) then
     if ARGV[3] ~= '' then
       redis.call('RPUSH', key .. ':waiting', ARGV[3])
@@ -64,14 +67,19 @@ return 0
 """
 
 
-# KEYS: the pools; ARGV: member. Frees the member's slot in each pool and pops that pool's first
-# waiter, if the member really held a slot there. Returns the waiters popped.
+# KEYS: the pools; ARGV: member, reservation ms. Frees the member's slot in each pool where it held
+# one, reserving it for that pool's first waiter if there is one. Returns the waiters served.
 _GIVE_BACK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local woken = {}
 for _, key in ipairs(KEYS) do
   if redis.call('ZREM', key, ARGV[1]) == 1 then
     local waiter = redis.call('LPOP', key .. ':waiting')
-    if waiter then table.insert(woken, waiter) end
+    if waiter then
+      redis.call('ZADD', key, now + tonumber(ARGV[2]), 'reserved:' .. waiter)
+      table.insert(woken, waiter)
+    end
   end
 end
 return woken
@@ -105,7 +113,8 @@ class Slots:
     def take(self, pools: Sequence[Pool], member: str, lease_s: float, waiter: str = "") -> Pool | None:
         """Take a slot in every pool for `member` for `lease_s`; return None, or the first full pool.
 
-        With `waiter`, a full pool keeps it in its waiting list, to be handed out by a `give_back`.
+        With `waiter`, a slot reserved for it is used, and a full pool keeps it in its waiting list
+        to be handed a slot by a `give_back`.
         """
         keys = [p.key for p in pools]
         caps = [p.cap for p in pools]
@@ -118,10 +127,13 @@ class Slots:
         keys = [p.key for p in pools]
         self.client.eval(_RENEW, len(keys), *keys, member, _ms(lease_s))  # type: ignore[arg-type]
 
-    def give_back(self, pools: Sequence[Pool], member: str) -> list[str]:
-        """Free `member`'s slot in every pool; return the waiters this makes room for (one per pool)."""
+    def give_back(self, pools: Sequence[Pool], member: str, reserve_s: float = 30.0) -> list[str]:
+        """Free `member`'s slot in every pool; return the waiters it is now reserved for (one per pool).
+
+        A waiter that does not come back within `reserve_s` loses its reservation to anyone.
+        """
         keys = [p.key for p in pools]
-        woken = self.client.eval(_GIVE_BACK, len(keys), *keys, member)  # type: ignore[arg-type]
+        woken = self.client.eval(_GIVE_BACK, len(keys), *keys, member, _ms(reserve_s))  # type: ignore[arg-type]
         return [w.decode() if isinstance(w, bytes) else str(w) for w in woken or []]  # type: ignore[union-attr]
 
     def holders(self, p: Pool) -> int:
@@ -129,6 +141,11 @@ class Slots:
         now_s, now_us = self.client.time()  # type: ignore[misc]
         count = self.client.zcount(p.key, now_s * 1000 + now_us // 1000 + 1, "+inf")
         return int(count)  # type: ignore[arg-type]
+
+
+def reservation(waiter: str) -> str:
+    """Return the member name of a slot reserved for `waiter` (give it back to pass it on)."""
+    return f"reserved:{waiter}"
 
 
 def _ms(seconds: float) -> int:

@@ -67,7 +67,21 @@ def test_a_refused_taker_waits_in_line_and_a_release_hands_it_the_slot(redis_url
     assert slots.take([target], "first-try", 30, waiter="first") == target
     assert slots.take([target], "second-try", 30, waiter="second") == target
     assert slots.give_back([target], "somebody-else") == []  # held nothing: frees nothing, wakes nobody
-    assert slots.give_back([target], "holder") == ["first"]  # first come, first woken
-    assert slots.take([target], "first-try", 30) is None
+    assert slots.give_back([target], "holder") == ["first"]  # first come, first served
+    assert slots.take([target], "newcomer", 30) == target  # the freed slot is reserved for "first"
+    assert slots.take([target], "first-try", 30, waiter="first") is None
     assert slots.give_back([target], "first-try") == ["second"]
+    assert slots.take([target], "second-try", 30, waiter="second") is None
     assert slots.give_back([target], "second-try") == []
+    assert slots.holders(target) == 0
+
+
+def test_a_reservation_nobody_claims_ends_with_its_lease(redis_url) -> None:
+    slots = Slots(redis.Redis.from_url(redis_url))
+    target = fresh("reserve", 1)
+    assert slots.take([target], "holder", 30) is None
+    assert slots.take([target], "try", 30, waiter="gone") == target
+    assert slots.give_back([target], "holder", reserve_s=0.3) == ["gone"]
+    assert slots.take([target], "newcomer", 30) == target
+    time.sleep(0.4)
+    assert slots.take([target], "newcomer", 30) is None

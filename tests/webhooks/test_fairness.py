@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from sqlalchemy import update
+
 from tests.webhooks.helpers import (
     add_endpoint,
     deliveries,
@@ -15,6 +17,8 @@ from tests.webhooks.helpers import (
     tenant_id,
 )
 from tests.webhooks.receiver import Receiver
+from trainforge.db.models import WebhookDelivery
+from trainforge.db.session import session_scope
 from trainforge.settings import get_settings
 from trainforge.slots import Slots
 from trainforge.webhooks import dispatch, fairness
@@ -103,3 +107,22 @@ def test_every_attempt_gives_its_slots_back_whatever_its_outcome(settings_env, m
     for endpoint_id in (good_id, bad_id):
         for pool in pools_of(tenant, endpoint_id):
             assert Slots().holders(pool) == 0, pool
+
+
+def test_a_wake_up_for_a_delivery_done_meanwhile_passes_its_slot_on(settings_env, make_job) -> None:
+    tenant = new_tenant()
+    with Receiver() as rx:
+        endpoint_id, _ = add_endpoint(tenant, rx.url)
+        job_id = make_job(tenant=tenant)
+        for epoch in range(2):
+            emit_event(job_id, "on_train_epoch_end", {"epoch": epoch})
+        pools = pools_of(tenant, endpoint_id)
+        holders = hold(pools, settings_env.webhook_endpoint_in_flight)
+        first, second = deliveries(endpoint_id=endpoint_id)
+        assert dispatch.deliver(first.id) == "busy" and dispatch.deliver(second.id) == "busy"
+        assert Slots().give_back(pools, holders[0]) == [first.id]
+        with session_scope() as s:  # another message for it got there first
+            done = update(WebhookDelivery).where(WebhookDelivery.id == first.id).values(status="succeeded")
+            s.execute(done)
+        assert dispatch.deliver(first.id) == "not-due"  # and the slot reserved for it moves on
+        assert dispatch.deliver(second.id) == "sent" and len(rx.requests) == 1

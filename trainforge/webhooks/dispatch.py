@@ -119,10 +119,13 @@ def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Cl
     if found is None:
         return "missing"
     row, endpoint = found
+    pools = fairness.pools_for(row.tenant_id, row.endpoint_id, row.url, settings)
     if row.status != "pending" or row.next_attempt_at is None or row.next_attempt_at > now:
+        # Perhaps a wake-up for a delivery another message already took: its slot goes to the next.
+        for waiting_id in fairness.pass_on(pools, delivery_id):
+            after_commit(session, functools.partial(send_delivery, waiting_id))
         return "not-due"
     claim_s = settings.webhook_timeout_s + CLAIM_MARGIN_S
-    pools = fairness.pools_for(row.tenant_id, row.endpoint_id, row.url, settings)
     holder = fairness.new_holder(delivery_id)
     if fairness.take(pools, holder, claim_s, waiter=delivery_id) is not None:
         # Waiting in the full pool's list now: the sweep leaves it to the wake-up, unless every

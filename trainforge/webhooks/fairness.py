@@ -5,10 +5,11 @@ so a tarpit (a receiver that accepts and never answers) would otherwise take eve
 stall every tenant's deliveries. Before claiming a delivery, a worker takes a slot in two pools
 shared by all workers: its receiver's (`webhook_endpoint_in_flight`) and its tenant's
 (`webhook_tenant_in_flight`, the tenant's share of the slots). A delivery that finds either full
-is not attempted: it waits in that pool's waiting list and is sent again by the attempt that gives
-a slot of the pool back, so a slow receiver delays only its own tenant, and a waiting delivery
-costs nothing until its turn. Slots are leases as long as a claim: a worker killed mid-attempt
-frees its slots when its claim would have ended (its waiters are then found by the sweep).
+is not attempted: it waits in that pool's waiting list, and the attempt that gives a slot of the
+pool back reserves the slot for it and sends it again, so a slow receiver delays only its own
+tenant, newcomers cannot jump the line, and a waiting delivery costs nothing until its turn.
+Slots are leases as long as a claim: a worker killed mid-attempt frees its slots when its claim
+would have ended (the deliveries waiting on them are then found by the sweep).
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ import uuid
 import redis
 
 from trainforge.settings import Settings
-from trainforge.slots import Pool, Slots, pool
+from trainforge.slots import Pool, Slots, pool, reservation
 
 log = logging.getLogger(__name__)
+
+# How long a slot handed to a waiting delivery stays reserved for it: its wake-up message only has
+# to cross the queue.
+RESERVE_S = 30.0
 
 _slots = Slots()
 
@@ -63,7 +68,12 @@ def give_back(pools: list[Pool], holder: str) -> list[str]:
     if not pools:
         return []
     try:
-        return _slots.give_back(pools, holder)
+        return _slots.give_back(pools, holder, RESERVE_S)
     except (redis.RedisError, OSError) as exc:
         log.warning("could not free delivery slots of %s (%s); their lease ends them", holder, exc)
         return []
+
+
+def pass_on(pools: list[Pool], delivery_id: str) -> list[str]:
+    """Hand a slot reserved for a delivery that no longer needs it (done already) to the next waiter."""
+    return give_back(pools, reservation(delivery_id))
