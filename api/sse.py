@@ -103,7 +103,9 @@ class EventStream:
                     # Silence, or a gap: the DB has whatever Redis did not bring.
                     async for message in self._catch_up():
                         yield message
-                    if event is None:
+                    # A catch-up cut short by the lifetime leaves a gap before this event: skip it,
+                    # the client's resume replays it in order.
+                    if event is None or event["seq"] > self.last + 1:
                         continue
                 for message in self._accept(event):
                     yield message
