@@ -121,14 +121,40 @@
     setTimeout(loadDeliveries, 1500);
   }
 
-  // The browser resumes a dropped stream by itself, sending Last-Event-ID: the server replays from
-  // there (it also ends every stream after its lifetime, and the browser comes back the same way). A
-  // refused reconnect (429: the tenant has too many streams open) closes the EventSource for good, so
-  // then a new one starts after the last seq seen, a few seconds later.
+  function dispatch(event) {
+    const handle = handlers[event.type];
+    if (handle) handle(event.data || {}, event);
+  }
+
+  // The history comes first as JSON pages: a thousand events per request cost far less than
+  // replaying them one by one over the stream. Returns the seq of the last event read.
+  // Only the types that change the page: batch and save events of past epochs show nothing new.
+  const HISTORY_PAGE = 1000;
+  const HISTORY_TYPES = ["on_fit_epoch_end", "job.started", "job.retrying", "job.succeeded", "job.failed",
+    "job.cancelled"].map((type) => `type=${encodeURIComponent(type)}`).join("&");
+  async function replayHistory() {
+    let after = 0;
+    for (;;) {
+      const answer = await TF.api(`${base}/events?after=${after}&limit=${HISTORY_PAGE}&${HISTORY_TYPES}`);
+      if (!answer.ok) return after;
+      for (const event of answer.body.data) {
+        dispatch(event);
+        after = event.seq;
+      }
+      if (answer.body.next_cursor === null || answer.body.next_cursor === undefined) return after;
+    }
+  }
+
+  // The stream starts after the history; on a drop the browser resumes by itself, sending
+  // Last-Event-ID, and the server replays from there (it also ends every stream after its lifetime,
+  // and the browser comes back the same way). A refused reconnect (429: the tenant has too many
+  // streams open) closes the EventSource for good: then a new one starts after the last seq seen,
+  // a few seconds later.
   let lastSeq = 0;
-  function subscribe() {
-    source = new EventSource(`${base}/events${lastSeq ? `?after=${lastSeq}` : ""}`);
-    for (const [type, handle] of Object.entries(handlers)) {
+  function subscribe(after) {
+    lastSeq = Math.max(lastSeq, after);
+    source = new EventSource(`${base}/events?after=${lastSeq}`);
+    for (const type of Object.keys(handlers)) {
       source.addEventListener(type, (message) => {
         let event;
         try { event = JSON.parse(message.data); } catch (_) { return; }
@@ -136,14 +162,19 @@
           if (event.seq <= lastSeq) return;
           lastSeq = event.seq;
         }
-        handle(event.data || {}, event);
+        dispatch(event);
       });
     }
     source.addEventListener("error", () => {
       if (source.readyState === EventSource.CLOSED && !TF.TERMINAL.has(job.status)) {
-        setTimeout(subscribe, RESUBSCRIBE_MS);
+        setTimeout(() => subscribe(lastSeq), RESUBSCRIBE_MS);
       }
     });
+  }
+
+  async function follow() {
+    const after = await replayHistory();
+    if (!TF.TERMINAL.has(job.status)) subscribe(after);
   }
 
   // --- polling the job: status, batch progress, pending reason ------------------------------------
@@ -295,7 +326,7 @@
     });
   }
 
-  subscribe();
+  follow();
   poll();
   followLog();
   loadArtifacts();
