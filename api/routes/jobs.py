@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from api.deps import CurrentTenant, JobDep, SessionDep, SettingsDep
+from api.deps import CurrentTenant, JobDep, SessionDep, SettingsDep, commit_in_handler
 from api.presenters import job_links, job_public
 from trainforge.datasets import repository as uploads
 from trainforge.datasets.schemas import JobInputPublic, JobInputsPublic
@@ -31,6 +31,7 @@ def create_job(
 ) -> JobAccepted:
     """Submit a training job; it is queued and runs on the next free worker."""
     result = service.create_job(session, principal.tenant_id, body, settings, idempotency_key=idempotency_key)
+    commit_in_handler(session)
     return JobAccepted(
         id=result.job.id, status=result.job.status, links=job_links(result.job), webhooks=result.webhooks
     )
