@@ -1,4 +1,8 @@
-"""On resume, re-emit the checkpoint epoch's events that a crash may have lost.
+"""On resume, write what an earlier attempt left unwritten, and re-emit the checkpoint epoch's events.
+
+An attempt stopped while the database was away leaves its unwritten events in its spool file
+(worker.emitter); the next attempt writes them first, in order, under its own lease. Epoch events
+past the checkpoint are dropped: that epoch is trained again and reports anew.
 
 The trainer writes last.pt before on_fit_epoch_end fires; a worker killed between the two leaves an
 epoch whose events were never stored, and the resumed run starts at the next epoch. The checkpoint
@@ -13,8 +17,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from worker.bridge import CHECKPOINT_EPOCH_EVENTS, EventBridge, dedupe_key, plain
-from worker.emitter import EventItem
+from worker.bridge import CHECKPOINT_EPOCH_EVENTS, EPOCH_EVENTS, EventBridge, dedupe_key, plain
+from worker.emitter import EventItem, read_spool
 
 if TYPE_CHECKING:
     from trainer_engine.utils.checkpoint import CheckpointSummary
@@ -60,3 +64,28 @@ def reemit_checkpoint_epoch(bridge: EventBridge, trainer: Any, last_pt: Path) ->
         key = dedupe_key(event, summary.epoch, bridge.attempt)
         bridge.emitter.event(EventItem(event, event_data, key))
     return len(CHECKPOINT_EPOCH_EVENTS)
+
+
+def replay_spools(bridge: EventBridge, attempt: int, last_pt: Path | None) -> int:
+    """Queue the events earlier attempts left in their spools, oldest first; return how many.
+
+    The files are removed once their events are kept by this attempt (written, or in its own spool).
+    """
+    earlier = {n: path for n, path in bridge.run_dir.spools().items() if n < attempt}
+    if not earlier:
+        return 0
+    summary = checkpoint_summary(last_pt) if last_pt is not None and last_pt.is_file() else None
+    done_epoch = summary.epoch if summary is not None else 0
+    queued = 0
+    for path in earlier.values():
+        for item in read_spool(path):
+            epoch = item.data.get("epoch")
+            if item.type in EPOCH_EVENTS and isinstance(epoch, int) and epoch > done_epoch:
+                continue  # trained again by this attempt
+            bridge.emitter.event(item)
+            queued += 1
+    if bridge.emitter.flush():
+        for path in earlier.values():
+            path.unlink(missing_ok=True)
+    log.info("replayed %d event(s) left by earlier attempts", queued)
+    return queued

@@ -3,14 +3,20 @@
     take_lease (queued|retrying → running, job.started)      or drop the delivery: someone else has it
     build the RunSpec (attempt, overrides, resume or not, world size, run folder) and start the child
     with it (own process group)
-    until it exits, every POLL_S:
+    heartbeat every settings.heartbeat_interval_s on its own thread (a hung database never stalls
+    the watch), and until the child exits, every POLL_S:
         cancel notice on Redis, or status "cancelling" at a heartbeat → SIGTERM the group
-        heartbeat every settings.heartbeat_interval_s            (lease lost → SIGKILL, record nothing)
+        lease lost at a heartbeat                                 → SIGKILL, record nothing
+        no heartbeat succeeded for half the lease timeout         → SIGTERM, SIGKILL a quarter later
         past the time limit                                       → SIGTERM the group
         SIGTERM sent more than the grace period ago               → SIGKILL the group
-    record: succeeded | failed (trainer's message) | cancelled | retrying (stopped from outside)
+    record: succeeded | failed (trainer's message) | cancelled | retrying (stopped from outside, or
+    fenced), failed instead of retrying once the job ran max_attempts times
 
-Only the lease holder records an outcome; every write is one guarded UPDATE plus its event.
+Fencing: the reaper hands a job on once its heartbeat is `lease_timeout_s` old on the database's
+clock; a supervisor that cannot heartbeat stops its child by three quarters of that, on its own
+clock, so two runs of one job never train at once. Only the lease holder records an outcome;
+every write is one UPDATE guarded by lease owner and attempt, plus its event.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -43,7 +50,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.2
 
 # Why the supervisor stopped the child (None: it ended on its own).
-CANCEL, TIME, LOST, ORPHANED = "cancel", "time", "lease lost", "worker gone"
+CANCEL, TIME, LOST, ORPHANED, FENCED = "cancel", "time", "lease lost", "worker gone", "fenced"
 
 
 def new_owner() -> str:
@@ -102,6 +109,10 @@ def decide(code: int, outcome: Outcome, reason: str | None, limit_s: float | Non
         # Training that completed before it noticed the cancel keeps its result.
         completed = finished and outcome.stop_reason is None
         return Verdict(JobStatus.SUCCEEDED) if completed else Verdict(JobStatus.CANCELLED)
+    if reason == FENCED:
+        # The database stayed away too long to keep the lease: resume elsewhere from last.pt.
+        completed = finished and outcome.stop_reason is None
+        return Verdict(JobStatus.SUCCEEDED) if completed else Verdict(JobStatus.RETRYING)
     if reason == TIME:
         if finished and outcome.stop_reason is None:
             return Verdict(JobStatus.SUCCEEDED)
@@ -114,6 +125,40 @@ def decide(code: int, outcome: Outcome, reason: str | None, limit_s: float | Non
     if code == 0 and outcome.ok:
         return Verdict(JobStatus.SUCCEEDED)
     return Verdict(JobStatus.FAILED, outcome.error or describe_exit(code))
+
+
+class Heartbeat:
+    """Renew one run's lease every interval on a thread of its own; the watch loop reads the result."""
+
+    def __init__(self, job_id: str, owner: str, attempt: int, interval_s: float) -> None:
+        self.job_id, self.owner, self.attempt, self.interval_s = job_id, owner, attempt, interval_s
+        # When the last successful beat was sent (monotonic): the lease was just taken.
+        self.ok_at = time.monotonic()
+        self.status: str | None = JobStatus.RUNNING.value
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="trainforge-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        """Beat at once (a cancel may predate our subscription), then every interval, until lost or closed."""
+        while not self._stop.is_set():
+            sent = time.monotonic()  # counted from before the UPDATE: the lease can be no newer
+            try:
+                with session_scope() as session:
+                    status = lease.heartbeat(session, self.job_id, self.owner, self.attempt)
+            except Exception as exc:  # the database is away; the watch loop fences if it stays away
+                log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
+            else:
+                if status is None:
+                    self.lost = True
+                    return
+                self.status, self.ok_at = status, sent
+            self._stop.wait(self.interval_s)
+
+    def close(self) -> None:
+        """Stop beating."""
+        self._stop.set()
 
 
 class Supervisor:
@@ -136,7 +181,9 @@ class Supervisor:
         self.grace_s = stop_grace_s or self.settings.stop_grace_s
         self.run_dir = RunDir.of(self.settings.artifacts_dir, job_id)
         self.reason: str | None = None
+        self.attempt = 0
         self._term_at: float | None = None
+        self._kill_after_s = self.grace_s
 
     def run(self) -> str:
         """Supervise the job; return its final status, or why nothing was recorded."""
@@ -144,6 +191,7 @@ class Supervisor:
         if spec is None:
             log.info("job %s not taken: it is not waiting or another worker holds its lease", self.job_id)
             return "dropped"
+        self.attempt = spec.attempt
         if self.limit_s is None:
             self.limit_s = time_limit_s(spec.overrides, self.settings)
         refusal = refuse_trainer(spec.trainer_ref, self.settings.trainer_modules)
@@ -184,51 +232,47 @@ class Supervisor:
     def _watch(self, child: launcher.Child) -> int:
         """Heartbeat and watch until the child exits; return its exit code."""
         cancel = CancelWatch(self.job_id)
+        beats = Heartbeat(self.job_id, self.owner, self.attempt, self.settings.heartbeat_interval_s)
+        fence_s = self.settings.lease_timeout_s / 2
         started = time.monotonic()
-        next_beat = started  # beat at once: a cancel may have arrived before we subscribed
         try:
             while True:
                 code = child.wait(POLL_S)
                 if code is not None:
                     return code
                 now = time.monotonic()
-                if cancel.requested():
+                if beats.lost:
+                    self._kill(child, LOST)
+                elif now - beats.ok_at > fence_s:
+                    # Another worker may get the job at the lease timeout: be gone well before then.
+                    self._stop(
+                        child, FENCED, kill_after_s=min(self.grace_s, self.settings.lease_timeout_s / 4)
+                    )
+                elif cancel.requested() or beats.status == JobStatus.CANCELLING:
                     self._stop(child, CANCEL)
-                if now >= next_beat:
-                    next_beat = now + self.settings.heartbeat_interval_s
-                    self._beat(child)
                 if self.limit_s is not None and now - started > self.limit_s:
                     self._stop(child, TIME)
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     self._kill(child, ORPHANED)
-                if self._term_at is not None and now - self._term_at > self.grace_s:
+                if self._term_at is not None and now - self._term_at > self._kill_after_s:
                     log.warning(
-                        "job %s: no exit %.0f s after SIGTERM; sending SIGKILL", self.job_id, self.grace_s
+                        "job %s: no exit %.1f s after SIGTERM; sending SIGKILL",
+                        self.job_id,
+                        self._kill_after_s,
                     )
                     child.signal_group(signal.SIGKILL)
                     self._term_at = None
         finally:
+            beats.close()
             cancel.close()
 
-    def _beat(self, child: launcher.Child) -> None:
-        """Renew the lease; stop the child when the job is cancelling or the lease is gone."""
-        try:
-            with session_scope() as session:
-                status = lease.heartbeat(session, self.job_id, self.owner)
-        except Exception as exc:  # the DB may be briefly away; the lease survives a few missed beats
-            log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
-            return
-        if status is None:
-            self._kill(child, LOST)
-        elif status == JobStatus.CANCELLING:
-            self._stop(child, CANCEL)
-
-    def _stop(self, child: launcher.Child, reason: str) -> None:
-        """Ask the child to stop at a batch boundary (SIGTERM to its group), once."""
+    def _stop(self, child: launcher.Child, reason: str, kill_after_s: float | None = None) -> None:
+        """Ask the child to stop at a batch boundary (SIGTERM to its group), once; SIGKILL after the grace."""
         if self.reason is None:
             self.reason = reason
             self._term_at = time.monotonic()
-            log.info("job %s: stopping the training child (%s)", self.job_id, reason)
+            self._kill_after_s = kill_after_s or self.grace_s
+            log.warning("job %s: stopping the training child (%s)", self.job_id, reason)
             child.signal_group(signal.SIGTERM)
 
     def _kill(self, child: launcher.Child, reason: str) -> None:
@@ -249,6 +293,12 @@ class Supervisor:
 
     def _record_verdict(self, verdict: Verdict, outcome: Outcome, code: int | None) -> str:
         """Move the job to the verdict's status with its event (and re-send it when retrying)."""
+        if verdict.status is JobStatus.RETRYING and self.attempt >= self.settings.max_attempts:
+            verdict = Verdict(
+                JobStatus.FAILED,
+                f"the run was stopped from outside ({_stop_reason(self.reason) or 'signal'}) and the job "
+                f"already ran {self.attempt} times (TRAINFORGE_MAX_ATTEMPTS={self.settings.max_attempts})",
+            )
         values: dict[str, Any] = {"stop_reason": outcome.stop_reason or _stop_reason(self.reason)}
         values.update({k: v for k, v in _progress_values(outcome).items() if v is not None})
         data: dict[str, Any] = {
@@ -262,13 +312,26 @@ class Supervisor:
         }
         if verdict.error:
             values["error"] = data["error"] = verdict.error
-        with session_scope() as session:
-            moved = lease.release_lease(
-                session, self.job_id, self.owner, verdict.status, values=values, data=data
-            )
-            if moved and verdict.status is JobStatus.RETRYING:
-                resources = session.execute(select(Job.resources).where(Job.id == self.job_id)).scalar()
-                lease.send_run_job(session, self.job_id, resources)
+        try:
+            with session_scope() as session:
+                moved = lease.release_lease(
+                    session,
+                    self.job_id,
+                    self.owner,
+                    verdict.status,
+                    values=values,
+                    data=data,
+                    attempt=self.attempt,
+                )
+                if moved and verdict.status is JobStatus.RETRYING:
+                    resources = session.execute(select(Job.resources).where(Job.id == self.job_id)).scalar()
+                    lease.send_run_job(session, self.job_id, resources)
+        except Exception:
+            if self.reason != FENCED:
+                raise
+            # The database is still away: the reaper hands the job on once the lease is stale.
+            log.warning("job %s: fenced, and the outcome could not be recorded; the reaper will", self.job_id)
+            return FENCED
         if not moved:
             log.warning("job %s: lease lost before recording %s", self.job_id, verdict.status)
             return LOST
@@ -277,7 +340,7 @@ class Supervisor:
 
 def _stop_reason(reason: str | None) -> str | None:
     """Return the stop_reason recorded when the child left none."""
-    return {CANCEL: "cancelled", TIME: "time limit"}.get(reason or "")
+    return {CANCEL: "cancelled", TIME: "time limit", FENCED: "lease fenced"}.get(reason or "")
 
 
 def _progress_values(outcome: Outcome) -> dict[str, Any]:
