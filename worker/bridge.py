@@ -132,6 +132,10 @@ class EventBridge:
             data["fitness"] = getattr(trainer, "fitness", None)
             data["best_fitness"] = getattr(trainer, "best_fitness", None)
             data.update(self.paths(trainer))
+        if event == "on_train_start":
+            # Where this attempt trains from: 1, or the epoch after its checkpoint when it resumed.
+            start = getattr(trainer, "start_epoch", None)
+            data["first_epoch"] = None if start is None else int(start) + 1
         if event == "on_train_end":
             data["stop_reason"] = getattr(trainer, "stop_reason", None)
         return {k: v for k, v in plain(data).items() if v is not None}

@@ -74,13 +74,17 @@ def replay_spools(bridge: EventBridge, attempt: int, last_pt: Path | None) -> in
     earlier = {n: path for n, path in bridge.run_dir.spools().items() if n < attempt}
     if not earlier:
         return 0
-    summary = checkpoint_summary(last_pt) if last_pt is not None and last_pt.is_file() else None
-    done_epoch = summary.epoch if summary is not None else 0
+    done_epoch = _checkpoint_epoch(last_pt)
     queued = 0
     for path in earlier.values():
         for item in read_spool(path):
             epoch = item.data.get("epoch")
-            if item.type in EPOCH_EVENTS and isinstance(epoch, int) and epoch > done_epoch:
+            if (
+                done_epoch is not None
+                and item.type in EPOCH_EVENTS
+                and isinstance(epoch, int)
+                and epoch > done_epoch
+            ):
                 continue  # trained again by this attempt
             bridge.emitter.event(item)
             queued += 1
@@ -89,3 +93,16 @@ def replay_spools(bridge: EventBridge, attempt: int, last_pt: Path | None) -> in
             path.unlink(missing_ok=True)
     log.info("replayed %d event(s) left by earlier attempts", queued)
     return queued
+
+
+def _checkpoint_epoch(last_pt: Path | None) -> int | None:
+    """Return the last completed epoch of the checkpoint (0: none), or None when it cannot be read."""
+    if last_pt is None or not last_pt.is_file():
+        return 0
+    from trainer_engine.utils.checkpoint import read_summary
+
+    try:
+        return int(read_summary(last_pt).epoch)
+    except Exception as exc:  # unknown: keep every spooled event rather than lose one
+        log.warning("cannot read %s to sort out the spooled events: %s", last_pt, exc)
+        return None
