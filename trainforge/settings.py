@@ -53,8 +53,6 @@ class Settings(BaseSettings):
     resend_waiting_after_s: float = Field(
         default=60.0, gt=0, description="Re-send run_job for a job waiting this long untouched."
     )
-    # The DDP collective timeout of multi-GPU runs: how long live ranks wait for a dead one.
-    ddp_timeout_s: float = Field(default=600.0, gt=0)
     # Added to this host's clock: a test hook that plays a host whose clock is off (leases ignore it).
     clock_skew_s: float = 0.0
 
