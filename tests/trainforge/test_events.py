@@ -8,6 +8,7 @@ import time
 
 import pytest
 import redis
+from shared_helpers import run_in_threads
 
 from trainforge import events
 from trainforge.db.models import Job, JobEvent
@@ -115,18 +116,13 @@ def test_concurrent_emitters_get_distinct_gapless_seqs(make_job) -> None:
 def test_concurrent_same_dedupe_key_records_once(make_job) -> None:
     job_id = make_job()
     barrier = threading.Barrier(4)
-    results: list[object] = []
 
-    def emit_once() -> None:
-        barrier.wait()
+    def emit_once() -> object:
+        barrier.wait(timeout=30)
         with session_scope() as s:
-            results.append(events.emit(s, job_id, "on_fit_epoch_end", dedupe_key="on_fit_epoch_end:1"))
+            return events.emit(s, job_id, "on_fit_epoch_end", dedupe_key="on_fit_epoch_end:1")
 
-    threads = [threading.Thread(target=emit_once) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_in_threads(*[emit_once] * 4)
     assert sum(r is not None for r in results) == 1
     with session_scope() as s:
         assert s.query(JobEvent).filter_by(job_id=job_id).count() == 1

@@ -78,7 +78,7 @@ class TickTrainer(CallbackMixin):
             self.run_callbacks("teardown")
 
     def _maybe_lose_a_rank(self) -> None:
-        """At epoch `rank_dies_at_epoch`, rank 1 dies and the others wait for it forever, as in a collective."""
+        """At epoch `rank_dies_at_epoch` rank 1 dies; the others wait for it forever, as in a collective."""
         if self.args.get("rank_dies_at_epoch") != self.epoch + 1:
             return
         if os.environ.get("RANK") == "1":
