@@ -130,10 +130,10 @@ def decide(code: int, outcome: Outcome, reason: str | None, limit_s: float | Non
 class Heartbeat:
     """Renew one run's lease every interval on a thread of its own; the watch loop reads the result."""
 
-    def __init__(self, job_id: str, owner: str, attempt: int, interval_s: float) -> None:
+    def __init__(self, job_id: str, owner: str, attempt: int, interval_s: float, taken_at: float) -> None:
         self.job_id, self.owner, self.attempt, self.interval_s = job_id, owner, attempt, interval_s
-        # When the last successful beat was sent (monotonic): the lease was just taken.
-        self.ok_at = time.monotonic()
+        # When the last successful beat was sent (monotonic); at first, when the lease was taken.
+        self.ok_at = taken_at
         self.status: str | None = JobStatus.RUNNING.value
         self.lost = False
         self._stop = threading.Event()
@@ -184,6 +184,7 @@ class Supervisor:
         self.attempt = 0
         self._term_at: float | None = None
         self._kill_after_s = self.grace_s
+        self._taken_at = time.monotonic()
 
     def run(self) -> str:
         """Supervise the job; return its final status, or why nothing was recorded."""
@@ -214,6 +215,7 @@ class Supervisor:
 
     def _take(self) -> RunSpec | None:
         """Take the lease and describe the run it allows, or return None when the job is not ours."""
+        self._taken_at = time.monotonic()  # the lease can be no newer than this
         with session_scope() as session:
             if not lease.take_lease(session, self.job_id, self.owner):
                 return None
@@ -232,7 +234,9 @@ class Supervisor:
     def _watch(self, child: launcher.Child) -> int:
         """Heartbeat and watch until the child exits; return its exit code."""
         cancel = CancelWatch(self.job_id)
-        beats = Heartbeat(self.job_id, self.owner, self.attempt, self.settings.heartbeat_interval_s)
+        beats = Heartbeat(
+            self.job_id, self.owner, self.attempt, self.settings.heartbeat_interval_s, self._taken_at
+        )
         fence_s = self.settings.lease_timeout_s / 2
         started = time.monotonic()
         try:
