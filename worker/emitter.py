@@ -152,7 +152,7 @@ class Emitter:
                 item.set()  # earlier items were handled in order: written, spooled or refused
             elif isinstance(item, EventItem):
                 self._add(item)
-            else:
+            elif time.monotonic() >= self._retry_at:  # new progress; during an outage it waits its turn
                 self._drain()
         while (self._backlog or self._progress) and not self.fenced and time.monotonic() < self._close_by:
             time.sleep(max(0.0, min(self._retry_at - time.monotonic(), self._close_by - time.monotonic())))
