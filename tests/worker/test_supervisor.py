@@ -265,13 +265,19 @@ def test_time_limit_fails_the_job(env, make_job):
     assert job_row(job_id).error == "the job ran past its time limit of 2 s and was stopped"
 
 
-def test_child_ignoring_sigterm_is_killed_after_the_grace_period(env, make_job):
+def test_child_ignoring_sigterm_is_killed_after_the_grace_period(env, make_job, caplog):
     overrides = {"epochs": 100, "batches": 5, "batch_s": 0.05, "ignore_sigterm": True}
     job_id = make_job(trainer_ref=TICK, overrides=overrides)
-    started = time.monotonic()
-    assert Supervisor(job_id, time_limit_s=1.5, stop_grace_s=0.5).run() == "failed"
-    assert time.monotonic() - started < 10
-    assert "time limit" in job_row(job_id).error
+    with caplog.at_level("WARNING", logger="worker.supervisor"):
+        thread, result = in_background(Supervisor(job_id, stop_grace_s=0.5))
+        wait_for(lambda: "on_fit_epoch_end" in event_types(job_id))  # SIGTERM is ignored from here on
+        with session_scope() as s:
+            service.cancel_job(s, job_id)
+        thread.join(60)
+    assert result == ["cancelled"]
+    # Killed, not finished: SIGTERM was ignored, and SIGKILL ended it after the grace period.
+    assert any("sending SIGKILL" in r.getMessage() for r in caplog.records)
+    assert "on_train_end" not in event_types(job_id)
 
 
 def test_lost_lease_kills_the_child_and_records_nothing(env, make_job):
