@@ -13,6 +13,7 @@ carrying the HTTP status and the API's own message.
 
 from __future__ import annotations
 
+import codecs
 import os
 import tempfile
 import time
@@ -292,15 +293,43 @@ class TrainforgeClient:
         response = self._request("GET", f"/v1/jobs/{_seg(job_id)}/logs")
         return response.text
 
-    def _follow_logs(self, job_id: str) -> Iterator[str]:
+    def _follow_logs(self, job_id: str, max_reconnect_s: float = 300.0) -> Iterator[str]:
+        """Yield the log's text as it is written, following again from the byte reached when cut.
+
+        The server ends a followed log when the job has ended, or earlier at the end of the stream's
+        lifetime (or a dropped connection); then the client asks again with `offset` = the bytes it
+        has, so no byte is repeated or skipped, until a stream that began after the job had ended.
+        """
         timeout = httpx.Timeout(10.0, read=None)  # a quiet trainer may log nothing for minutes
         url = f"/v1/jobs/{_seg(job_id)}/logs"
-        try:
-            with self._http.stream("GET", url, params={"follow": "true"}, timeout=timeout) as response:
-                _raise_for_status(response, read=True)
-                yield from response.iter_text()
-        except httpx.TransportError as exc:
-            raise _as_error(exc, self.base_url) from exc
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        offset: int | None = None
+        delay, down_since = 0.5, None
+        while True:
+            ended_before = offset is not None and self._ended(job_id)
+            params = {"follow": "true"} if offset is None else {"follow": "true", "offset": str(offset)}
+            try:
+                with self._http.stream("GET", url, params=params, timeout=timeout) as response:
+                    _raise_for_status(response, read=True)
+                    offset = int(response.headers.get("x-log-offset") or offset or 0)
+                    for chunk in response.iter_bytes():
+                        offset += len(chunk)
+                        delay, down_since = 0.5, None
+                        text = decoder.decode(chunk)
+                        if text:
+                            yield text
+            except (httpx.TransportError, TrainforgeError) as exc:
+                down_since = down_since or time.monotonic()
+                if not _retryable(exc) or time.monotonic() - down_since > max_reconnect_s:
+                    raise _as_error(exc, self.base_url) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if ended_before:
+                rest = decoder.decode(b"", final=True)
+                if rest:
+                    yield rest
+                return
 
     def artifacts(self, job_id: str) -> JSONList:
         """List the job's artifacts (best.pt, last.pt, results.csv, ...)."""
