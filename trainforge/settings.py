@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = DEFAULT_REDIS_URL
     artifacts_dir: Path = Path("./.trainforge/artifacts")
+    # Uploaded datasets and models, content-addressed (the shared volume in production).
+    storage_dir: Path = Path("./.trainforge/storage")
+    # A worker's own disk: extracted datasets by content hash, and the engine's label caches.
+    cache_dir: Path = Path("./.trainforge/cache")
+    cache_max_bytes: int = Field(default=50 * 1024**3, gt=0, description="Extracted sets kept, LRU.")
     # Module prefixes from which "package.module:Class" trainers may be loaded ("mypkg" allows mypkg.*).
     trainer_modules: CommaList = Field(default_factory=list)
     # CIDRs or host names webhooks may reach although they are private/loopback (e.g. "127.0.0.0/8").
@@ -105,6 +110,11 @@ class Settings(BaseSettings):
     post_rate_per_minute: int | None = Field(default=None, gt=0, description="POSTs per token.")
 
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    upload_max_bytes: int = Field(default=10 * 1024**3, gt=0, description="One dataset or model upload.")
+    # Archive limits: what an uploaded .zip/.tar.gz may hold once unpacked (zip bombs stop here).
+    archive_max_files: int = Field(default=200_000, gt=0)
+    archive_max_bytes: int = Field(default=50 * 1024**3, gt=0, description="Unpacked size of one archive.")
+    archive_max_ratio: float = Field(default=200.0, gt=1, description="Unpacked size over archive size.")
     page_size: int = Field(default=50, ge=1)
     max_page_size: int = Field(default=500, ge=1)
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
