@@ -8,10 +8,15 @@ package as the module `conftest` and drops the previous one, so in a run of the 
 from __future__ import annotations
 
 import contextlib
+import glob
+import os
+import shutil
 import socket
 import subprocess
+import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,66 +83,81 @@ def footprint(database_url: str, redis_url: str) -> dict[str, int]:
     return counts
 
 
+def alembic_upgrade(url: str) -> None:
+    """Apply every migration to the database at `url` (what `alembic upgrade head` does)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "head")
+
+
+def run_in_threads(*calls: Callable[[], object], timeout: float = 60.0) -> list[object]:
+    """Run every call on its own thread at once; return their results in order.
+
+    A thread's exception is only a warning in pytest: collect them and fail here with the first.
+    """
+    results: list[object] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = calls[i]()
+        except BaseException as exc:  # collected, raised in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(t.is_alive() for t in threads), f"a thread still runs after {timeout} s"
+    if errors:
+        raise errors[0]
+    return results
+
+
 class PrivatePostgres:
     """A PostgreSQL server of one test's own (initdb in a temp folder, a free port) to stop and start.
 
-    Runs as the `postgres` user when the tests run as root (the server refuses to run as root); its
-    folder is a fresh one under the system temp dir, which that user can reach (pytest's is root-only).
+    As root, the server runs as the `postgres` user, as PostgreSQL requires.
     """
 
     def __init__(self) -> None:
-        import glob
-
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-        if not found:
-            raise FileNotFoundError("no /usr/lib/postgresql/*/bin/pg_ctl: PostgreSQL server binaries missing")
-        self.bin = Path(found[-1]).parent
-        self.root: Path | None = None
+        binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        initdb = shutil.which("initdb") or (binaries[-1] if binaries else None)
+        if initdb is None:
+            raise FileNotFoundError("no initdb: install PostgreSQL to run this test")
+        self.bin = Path(initdb).parent
         self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="tf-pg-"))
+        self.data = self.dir / "data"
+        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as_postgres:
+            shutil.chown(self.dir, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
-    @property
-    def data(self) -> Path:
-        """Return the cluster's folder."""
-        assert self.root is not None, "call init() first"
-        return self.root / "pgdata"
-
     def _run(self, tool: str, *args: str) -> None:
-        """Run a server tool as the server's user."""
-        import os
-
-        argv = [str(self.bin / tool), *args]
-        if os.geteuid() == 0:
-            argv = ["runuser", "-u", "postgres", "--", *argv]
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def init(self) -> None:
-        """Create the cluster (trust auth, no fsync: nothing here needs to survive a crash of the machine)."""
-        import os
-        import shutil
-        import tempfile
-
-        self.root = Path(tempfile.mkdtemp(prefix="tf-pg-"))
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        """Run a PostgreSQL tool (as the postgres user when we are root)."""
+        subprocess.run(
+            [*self._as_postgres, str(self.bin / tool), *args], check=True, capture_output=True, timeout=60
+        )
 
     def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
-        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -F"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.data / "log"), "-w", "start")
+        """Start the server and wait until it takes connections."""
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
 
     def stop(self) -> None:
-        """Stop the server at once, as a crash would (clients see their connections drop)."""
+        """Stop the server at once (open connections are cut)."""
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
-    def remove(self) -> None:
-        """Stop the server if it runs and delete its folder."""
-        import contextlib
-        import shutil
-
-        if self.root is None:
-            return
+    def close(self) -> None:
+        """Stop the server if it runs and remove its folder."""
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.dir, ignore_errors=True)

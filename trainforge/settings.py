@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, description="Runs of one job before it fails for good.")
     job_time_limit_s: float | None = Field(default=None, gt=0, description="Wall-clock limit of every run.")
     stop_grace_s: float = Field(default=30.0, gt=0, description="SIGTERM to SIGKILL of a training child.")
+    resend_waiting_after_s: float = Field(
+        default=60.0, gt=0, description="Re-send run_job for a job waiting this long untouched."
+    )
+    # Added to this host's clock: a test hook that plays a host whose clock is off (leases ignore it).
+    clock_skew_s: float = 0.0
 
     # Operator limits (see docs/operations.md); a tenant's row in tenant_limits replaces any of them.
     # None means no limit. Checked at submit unless marked "run time".
@@ -212,6 +217,8 @@ class Settings(BaseSettings):
             problems.append(
                 "set TRAINFORGE_REDIS_URL explicitly (the default is an unauthenticated local Redis)"
             )
+        if self.clock_skew_s:
+            problems.append("TRAINFORGE_CLOCK_SKEW_S is a test hook; leave it unset in production")
         problems += [
             f"TRAINFORGE_WEBHOOK_ALLOW entry {entry!r} opens every address; list the exact hosts/CIDRs"
             for entry in self.webhook_allow

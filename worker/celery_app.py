@@ -18,7 +18,7 @@ from trainforge.settings import get_settings
 
 
 def beat_schedule(reap_interval_s: float, sweep_interval_s: float) -> dict[str, dict]:
-    """Return the periodic tasks: the job reaper and the webhook sweep."""
+    """Return the periodic tasks: the job reaper (it also re-sends stuck jobs) and the webhook sweep."""
     return {
         "reap-stale-jobs": {"task": queue.REAP_JOBS, "schedule": reap_interval_s},
         "sweep-webhooks": {"task": queue.SWEEP_WEBHOOKS, "schedule": sweep_interval_s},

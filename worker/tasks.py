@@ -17,8 +17,9 @@ def run_job(job_id: str) -> str:
 
 @app.task(name=queue.REAP_JOBS, ignore_result=True)
 def reap_jobs() -> int:
-    """Re-queue jobs whose worker stopped heartbeating; return how many moved."""
-    return len(reaper.reap())
+    """Re-queue jobs whose worker stopped heartbeating and re-send stuck waiting jobs; return how many."""
+    reaped, resent = reaper.sweep()
+    return len(reaped) + len(resent)
 
 
 @app.task(name=queue.VALIDATE_DATASET, ignore_result=True)

@@ -22,11 +22,10 @@ def postgres() -> Iterator[PrivatePostgres]:
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
     try:
-        server.init()
         server.start()
         yield server
     finally:
-        server.remove()
+        server.close()
 
 
 def test_lost_database_is_503_with_retry_after_then_recovers(postgres, redis_url, tmp_path, monkeypatch):
