@@ -109,6 +109,9 @@ class Cluster:
             "TRAINFORGE_WEBHOOK_ALLOW": "127.0.0.0/8",
             "TRAINFORGE_TRAINER_MODULES": "tests.",
             "TRAINER_ENGINE_DATA_DIR": str(data_dir),
+            # One intra-op thread: for a model this small a second one only spins, and on a shared
+            # machine that spinning makes an epoch cost ten times the CPU.
+            "OMP_NUM_THREADS": "1",
             **CHAOS_INTERVALS,
         }
         self.api = ApiProcess(self.env, workdir / "api.log")

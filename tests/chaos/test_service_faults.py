@@ -56,6 +56,12 @@ def outage(cluster: Cluster, job_id: str) -> int:
     return csv_rows(results) - rows
 
 
+def train_log(cluster: Cluster, job_id: str) -> str:
+    """Return the end of the job's training log."""
+    path = cluster.artifacts / job_id / "train.log"
+    return path.read_text(errors="replace")[-3000:] if path.exists() else "(no train.log)"
+
+
 def wait_fit_epoch(cluster: Cluster, job_id: str, epoch: int) -> None:
     """Wait until `epoch`'s on_fit_epoch_end is stored."""
     wait_for(lambda: epoch in fit_epochs(cluster.db, job_id), 120, f"epoch {epoch} to end")
@@ -76,7 +82,9 @@ def test_postgres_stopped_mid_run(cluster_factory: Cluster, receiver: Receiver) 
     ended_while_down = outage(cluster, job_id)
     cluster.postgres.start()
     # The trial means something only if training went on and finished an epoch during the outage.
-    assert ended_while_down >= 1, f"no epoch ended in the {OUTAGE_MAX_S} s the database was down"
+    assert ended_while_down >= 1, (
+        f"no epoch ended in the {OUTAGE_MAX_S} s the database was down:\n{train_log(cluster, job_id)}"
+    )
     assert_trial(cluster, job_id, epochs=OUTAGE_EPOCHS, hook=hook, receiver=receiver)
     # Shorter than the lease: training went on through the outage, nobody took the job over.
     assert job_row(cluster.db, job_id).attempt == 1
@@ -99,7 +107,9 @@ def test_redis_stopped_mid_run_and_a_job_posted_while_down(cluster: Cluster, rec
     late_id = response.json()["id"]
     ended_while_down = outage(cluster, job_id)
     cluster.redis.start()
-    assert ended_while_down >= 1, f"no epoch ended in the {OUTAGE_MAX_S} s Redis was down"
+    assert ended_while_down >= 1, (
+        f"no epoch ended in the {OUTAGE_MAX_S} s Redis was down:\n{train_log(cluster, job_id)}"
+    )
     assert_trial(cluster, job_id, epochs=6, hook=hook, receiver=receiver)
     assert job_row(cluster.db, job_id).attempt == 1
     # Re-sent within seconds of Redis coming back (TRAINFORGE_RESEND_WAITING_AFTER_S is 3 s here).
