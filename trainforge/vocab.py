@@ -44,12 +44,27 @@ ENDPOINT_DISABLED_EVENT = "webhook.endpoint_disabled"
 JOBS_QUEUE = "jobs"
 WEBHOOKS_QUEUE = "webhooks"
 DEFAULT_QUEUE = "default"
+# What the service worker consumes: never a queue for training jobs.
+SERVICE_QUEUES: frozenset[str] = frozenset({WEBHOOKS_QUEUE, DEFAULT_QUEUE})
 
 # Task names: the API enqueues by name and never imports the worker.
 RUN_JOB = "trainforge.run_job"
 REAP_JOBS = "trainforge.reap_jobs"
 DELIVER_WEBHOOK = "trainforge.deliver_webhook"
 SWEEP_WEBHOOKS = "trainforge.sweep_webhooks"
+# Validation of an upload runs on the service queue, never in the API process.
+VALIDATE_DATASET = "trainforge.validate_dataset"
+VALIDATE_MODEL = "trainforge.validate_model"
+
+
+class UploadStatus(StrEnum):
+    """Where an uploaded dataset or model stands: uploading → validating → ready | invalid."""
+
+    UPLOADING = "uploading"
+    VALIDATING = "validating"
+    READY = "ready"
+    INVALID = "invalid"
+
 
 # Delivery statuses of a webhook delivery row.
 DELIVERY_STATUSES: tuple[str, ...] = ("pending", "succeeded", "failed")

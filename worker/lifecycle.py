@@ -13,7 +13,6 @@ from typing import Any
 
 from celery import signals
 
-from trainforge import queue
 from trainforge.db.session import dispose_engines
 from trainforge.pubsub import reset_clients
 from worker import launcher
@@ -35,11 +34,14 @@ def pool_parent_pid() -> int | None:
 
 
 def consumes_jobs(worker: Any) -> bool:
-    """Return whether the worker consumes the jobs queue."""
+    """Return whether the worker consumes one of the job queues (TRAINFORGE_JOB_QUEUES)."""
+    from trainforge.settings import get_settings
+
     try:
-        return queue.JOBS_QUEUE in worker.app.amqp.queues.consume_from
+        consumed = worker.app.amqp.queues.consume_from
     except AttributeError:
         return False
+    return any(name in consumed for name in get_settings().job_queues)
 
 
 @signals.worker_init.connect

@@ -1,6 +1,7 @@
 """The run_job supervisor: take the job's lease, start the training child, watch it, record how it ended.
 
-    take_lease (queued|retrying → running, job.started)      or drop the delivery: someone else has it
+    take_lease (queued|retrying → running, job.started)      or drop the delivery: someone else has it,
+                                                              or the tenant runs max_running_jobs already
     resolve the job's data/model/pretrained for its tenant    (refused now → failed with the reason)
     build the RunSpec (attempt, overrides, resume or not, world size, run folder) and start the child
     with it (own process group)
@@ -8,6 +9,7 @@
         cancel notice on Redis, or status "cancelling" at a heartbeat → SIGTERM the group
         heartbeat every settings.heartbeat_interval_s            (lease lost → SIGKILL, record nothing)
         past the time limit                                       → SIGTERM the group
+        run folder over its disk quota (train.log over its cap: cut it) → SIGTERM the group
         SIGTERM sent more than the grace period ago               → SIGKILL the group
     record: succeeded | failed (trainer's message) | cancelled | retrying (stopped from outside)
 
@@ -16,13 +18,14 @@ Only the lease holder records an outcome; every write is one guarded UPDATE plus
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -32,21 +35,26 @@ from trainforge.db.models import Job
 from trainforge.db.session import session_scope
 from trainforge.errors import ServiceError
 from trainforge.jobs import lease
+from trainforge.jobs import limits as job_limits
 from trainforge.registry import builtin_trainers, module_allowed
 from trainforge.rundir import RunDir
 from trainforge.settings import Settings, get_settings
+from trainforge.tenant_limits import Limits, limits_for
 from trainforge.vocab import JobStatus
-from worker import launcher
+from worker import inputs, launcher
 from worker.cancel_watch import CancelWatch
 from worker.outcome import Outcome, clear_outcome, read_outcome
 from worker.runspec import RunSpec
+from worker.usage import UsageWatch
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2
+# How often the run folder's size is summed (and train.log measured) while the child trains.
+USAGE_CHECK_S = 1.0
 
 # Why the supervisor stopped the child (None: it ended on its own).
-CANCEL, TIME, LOST, ORPHANED = "cancel", "time", "lease lost", "worker gone"
+CANCEL, TIME, DISK, LOST, ORPHANED = "cancel", "time", "disk", "lease lost", "worker gone"
 
 
 def new_owner() -> str:
@@ -54,15 +62,15 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def time_limit_s(overrides: dict[str, Any], settings: Settings) -> float | None:
+def time_limit_s(overrides: dict[str, Any], job_limit_s: float | None) -> float | None:
     """Return the wall-clock limit of a run in seconds, or None for no limit.
 
     The trainer stops itself after `time` hours; the margin on top only catches a hung run.
-    An operator-wide `job_time_limit_s` applies too; the lower limit wins.
+    The job time limit (`job_time_limit_s`, the operator's or the tenant's) applies too; the lower wins.
     """
     limits = []
-    if settings.job_time_limit_s:
-        limits.append(settings.job_time_limit_s)
+    if job_limit_s:
+        limits.append(job_limit_s)
     hours = overrides.get("time")
     if hours:
         limits.append(float(hours) * 3600 * 1.1 + 60)
@@ -96,8 +104,13 @@ class Verdict:
     error: str | None = None
 
 
-def decide(code: int, outcome: Outcome, reason: str | None, limit_s: float | None = None) -> Verdict:
-    """Decide how a run ended from the child's exit code, its outcome file and why we stopped it."""
+def decide(
+    code: int, outcome: Outcome, reason: str | None, limit_s: float | None = None, why: str | None = None
+) -> Verdict:
+    """Decide how a run ended from the child's exit code, its outcome file and why we stopped it.
+
+    `why` is the supervisor's own account of a stop for exceeding a limit (the disk quota).
+    """
     if code == launcher.UNKNOWN_EXIT and outcome.ok:
         code = 0  # the fork server vanished, but the child reported that train() returned
     finished = code == 0 and outcome.ok and outcome.stop_reason != "signal"
@@ -110,6 +123,10 @@ def decide(code: int, outcome: Outcome, reason: str | None, limit_s: float | Non
             return Verdict(JobStatus.SUCCEEDED)
         limit = f" of {limit_s:g} s" if limit_s else ""
         return Verdict(JobStatus.FAILED, f"the job ran past its time limit{limit} and was stopped")
+    if reason == DISK:
+        if finished and outcome.stop_reason is None:
+            return Verdict(JobStatus.SUCCEEDED)
+        return Verdict(JobStatus.FAILED, why or "the job went over its disk quota and was stopped")
     # Stopped by a SIGTERM nobody here sent (the worker is shutting down): resume it elsewhere. A child
     # still setting up has no handler yet, so the signal ends it outright.
     if (code == 0 and outcome.ok and outcome.stop_reason == "signal") or code == -signal.SIGTERM:
@@ -139,21 +156,49 @@ class Supervisor:
         self.grace_s = stop_grace_s or self.settings.stop_grace_s
         self.run_dir = RunDir.of(self.settings.artifacts_dir, job_id)
         self.reason: str | None = None
+        self.why: str | None = None
+        self.tenant_id: str | None = None
+        self.limits: Limits | None = None
+        # Why the tenant's limits keep the job waiting (max_running_jobs), when they do.
+        self.held: str | None = None
         self._term_at: float | None = None
 
     def run(self) -> str:
         """Supervise the job; return its final status, or why nothing was recorded."""
         spec = self._take()
+        if spec is None and self.held is not None:
+            log.info("job %s stays queued: %s", self.job_id, self.held)
+            return "held"
         if spec is None:
             log.info("job %s not taken: it is not waiting or another worker holds its lease", self.job_id)
             return "dropped"
         if isinstance(spec, Verdict):
             return self._record_verdict(spec, Outcome(), None)
         if self.limit_s is None:
-            self.limit_s = time_limit_s(spec.overrides, self.settings)
+            self.limit_s = time_limit_s(spec.overrides, self.limits.job_time_limit_s if self.limits else None)
         refusal = refuse_trainer(spec.trainer_ref, self.settings.trainer_modules)
         if refusal is not None:
             return self._record_verdict(Verdict(JobStatus.FAILED, refusal), Outcome(), None)
+        try:
+            prepared = inputs.prepare(self.job_id, spec.overrides, self.settings)
+        except inputs.InputError as exc:
+            return self._record_verdict(Verdict(JobStatus.FAILED, str(exc)), Outcome(), None)
+        try:
+            return self._run_child(self._with_inputs(spec, prepared))
+        finally:
+            prepared.release()
+
+    def _with_inputs(self, spec: RunSpec, prepared: inputs.Prepared) -> RunSpec:
+        """Return the spec with local dataset/model paths; note in the job's log what was used."""
+        if prepared.lines:
+            self.run_dir.path.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir.log, "a") as log_file:
+                log_file.writelines(f"trainforge: {line}\n" for line in prepared.lines)
+        label_dir = str(inputs.worker_cache(self.settings).label_dir)
+        return replace(spec, overrides=prepared.overrides, label_cache_dir=label_dir)
+
+    def _run_child(self, spec: RunSpec) -> str:
+        """Start the training child, watch it to its end and record the outcome."""
         clear_outcome(self.run_dir)
         try:
             child = launcher.start_child(spec)
@@ -167,6 +212,8 @@ class Supervisor:
             code = self._watch(child)
         finally:
             child.close()
+        with contextlib.suppress(OSError):  # what the child wrote after the last check
+            self._usage().cut_log()
         return self._record(code)
 
     def _take(self) -> RunSpec | Verdict | None:
@@ -176,13 +223,22 @@ class Supervisor:
         values the tenant wrote; a reference that no longer resolves fails the job with the reason.
         """
         with session_scope() as session:
+            self.tenant_id = session.execute(select(Job.tenant_id).where(Job.id == self.job_id)).scalar()
+            if self.tenant_id is None:
+                return None
+            self.limits = limits_for(session, self.tenant_id, self.settings)
+            self.held = job_limits.running_refusal(session, self.tenant_id, self.limits)
+            if self.held is not None:
+                return None
             if not lease.take_lease(session, self.job_id, self.owner):
                 return None
             columns = (Job.trainer_ref, Job.overrides, Job.resources, Job.attempt, Job.tenant_id, Job.task)
             row = session.execute(select(*columns).where(Job.id == self.job_id)).one()
             ctx = references.Context(session, row.tenant_id, self.settings, row.task)
+            # dataset:/model: names are pinned to the versions recorded at submit before resolving.
+            pinned = inputs.pin(session, self.job_id, dict(row.overrides or {}))
             try:
-                overrides = references.resolve_overrides(ctx, dict(row.overrides or {}))
+                overrides = references.resolve_overrides(ctx, pinned)
             except ServiceError as exc:
                 return Verdict(JobStatus.FAILED, exc.detail)
         return RunSpec.build(
@@ -198,8 +254,10 @@ class Supervisor:
     def _watch(self, child: launcher.Child) -> int:
         """Heartbeat and watch until the child exits; return its exit code."""
         cancel = CancelWatch(self.job_id)
+        usage = self._usage()
         started = time.monotonic()
         next_beat = started  # beat at once: a cancel may have arrived before we subscribed
+        next_usage = started + USAGE_CHECK_S
         try:
             while True:
                 code = child.wait(POLL_S)
@@ -213,6 +271,9 @@ class Supervisor:
                     self._beat(child)
                 if self.limit_s is not None and now - started > self.limit_s:
                     self._stop(child, TIME)
+                if now >= next_usage:
+                    next_usage = now + USAGE_CHECK_S
+                    self._check_usage(child, usage)
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     self._kill(child, ORPHANED)
                 if self._term_at is not None and now - self._term_at > self.grace_s:
@@ -237,6 +298,26 @@ class Supervisor:
         elif status == JobStatus.CANCELLING:
             self._stop(child, CANCEL)
 
+    def _usage(self) -> UsageWatch:
+        """Return the watch of this run's disk quota and log cap."""
+        limits = self.limits
+        return UsageWatch(
+            self.run_dir,
+            disk_quota_bytes=limits.job_disk_quota_bytes if limits else None,
+            log_max_bytes=limits.job_log_max_bytes if limits else None,
+        )
+
+    def _check_usage(self, child: launcher.Child, usage: UsageWatch) -> None:
+        """Cut an over-long log; stop the child when its files are over the disk quota."""
+        try:
+            over = usage.check()
+        except OSError as exc:  # a run folder on a flaky volume must not kill the supervisor
+            log.warning("job %s: measuring the run folder failed: %s", self.job_id, exc)
+            return
+        if over is not None and self.reason is None:
+            self.why = over
+            self._stop(child, DISK)
+
     def _stop(self, child: launcher.Child, reason: str) -> None:
         """Ask the child to stop at a batch boundary (SIGTERM to its group), once."""
         if self.reason is None:
@@ -257,13 +338,15 @@ class Supervisor:
         if self.reason in (LOST, ORPHANED):
             return self.reason
         outcome = read_outcome(self.run_dir) or Outcome()
-        verdict = decide(code, outcome, self.reason, self.limit_s)
+        verdict = decide(code, outcome, self.reason, self.limit_s, self.why)
         log.info("job %s: child exited with %d → %s", self.job_id, code, verdict.status)
         return self._record_verdict(verdict, outcome, code)
 
     def _record_verdict(self, verdict: Verdict, outcome: Outcome, code: int | None) -> str:
         """Move the job to the verdict's status with its event (and re-send it when retrying)."""
-        values: dict[str, Any] = {"stop_reason": outcome.stop_reason or _stop_reason(self.reason)}
+        # A stop for a limit is the supervisor's, though the child saw only a signal.
+        ours = _stop_reason(self.reason) if self.reason in (TIME, DISK) else None
+        values: dict[str, Any] = {"stop_reason": ours or outcome.stop_reason or _stop_reason(self.reason)}
         values.update({k: v for k, v in _progress_values(outcome).items() if v is not None})
         data: dict[str, Any] = {
             "exit_code": code,
@@ -283,6 +366,8 @@ class Supervisor:
             if moved and verdict.status is JobStatus.RETRYING:
                 resources = session.execute(select(Job.resources).where(Job.id == self.job_id)).scalar()
                 lease.send_run_job(session, self.job_id, resources)
+            if moved and self.tenant_id is not None:
+                job_limits.wake_waiting(session, self.tenant_id, self.settings)
         if not moved:
             log.warning("job %s: lease lost before recording %s", self.job_id, verdict.status)
             return LOST
@@ -291,7 +376,7 @@ class Supervisor:
 
 def _stop_reason(reason: str | None) -> str | None:
     """Return the stop_reason recorded when the child left none."""
-    return {CANCEL: "cancelled", TIME: "time limit"}.get(reason or "")
+    return {CANCEL: "cancelled", TIME: "time limit", DISK: "disk quota"}.get(reason or "")
 
 
 def _progress_values(outcome: Outcome) -> dict[str, Any]:

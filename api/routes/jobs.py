@@ -8,6 +8,8 @@ from fastapi import APIRouter, Header, Query, Response, status
 
 from api.deps import CurrentTenant, JobDep, SessionDep, SettingsDep
 from api.presenters import job_links, job_public
+from trainforge.datasets import repository as uploads
+from trainforge.datasets.schemas import JobInputPublic, JobInputsPublic
 from trainforge.errors import Invalid
 from trainforge.jobs import repository, service
 from trainforge.schemas import JobAccepted, JobCreate, JobPublic, JobsPublic, check_tag
@@ -76,3 +78,23 @@ async def get_job(job: JobDep, settings: SettingsDep) -> Response:
 def cancel_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> JobPublic:
     """Cancel a job: at once if it has not started, at the next batch boundary if it runs."""
     return job_public(service.cancel_job(session, job.id), settings.artifacts_dir)
+
+
+@router.get("/{job_id}/inputs", response_model=JobInputsPublic)
+def job_inputs(job: JobDep, session: SessionDep) -> JobInputsPublic:
+    """List the exact dataset and model versions the job runs on (resolved when it was submitted)."""
+    rows = uploads.job_inputs(session, job.id)
+    return JobInputsPublic(
+        data=[
+            JobInputPublic(
+                key=row.key,
+                kind=row.kind,
+                id=row.resource_id,
+                ref=f"{row.kind}:{row.name}@{row.version}",
+                name=row.name,
+                version=row.version,
+                sha256=row.sha256,
+            )
+            for row in rows
+        ]
+    )
