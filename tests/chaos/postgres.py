@@ -109,10 +109,12 @@ def make_template(base: Path) -> Path:
     server.start()
     try:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TRAINFORGE_DATABASE_URL": server.url}
-        subprocess.run(
-            [sys.executable, "-m", "trainforge.cli", "migrate"], cwd=ROOT, env=env, check=True,
-            capture_output=True, timeout=120,
+        migrated = subprocess.run(
+            [sys.executable, "-m", "trainforge.cli", "migrate"], cwd=ROOT, env=env, capture_output=True,
+            text=True, timeout=120,
         )  # fmt: skip
+        if migrated.returncode != 0:
+            raise RuntimeError(f"trainforge migrate failed on the template:\n{migrated.stderr[-2000:]}")
     finally:
         server.stop()
     return template
