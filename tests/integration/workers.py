@@ -90,12 +90,15 @@ class WorkerSet:
         self.jobs_workers: list[WorkerProcess] = []
         self.service: WorkerProcess | None = None
 
-    def start_jobs_worker(self) -> WorkerProcess:
-        """Start one more worker on the jobs queue (what the compose `worker` service runs)."""
+    def start_jobs_worker(self, env: dict[str, str] | None = None) -> WorkerProcess:
+        """Start one more worker on the jobs queue (what the compose `worker` service runs).
+
+        `env` adds variables to this worker's environment only (a worker configured unlike the others).
+        """
         name = f"jobs-{uuid.uuid4().hex[:6]}"
         worker = WorkerProcess(
             ["--queues", "jobs", "--concurrency", "1", "--hostname", f"{name}@%h", "--loglevel", "info"],
-            self.env,
+            {**self.env, **(env or {})},
             self.log_dir / f"{name}.log",
         )
         self.jobs_workers.append(worker)
