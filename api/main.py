@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.middleware import BodyLimitMiddleware
-from api.routes import artifacts, deliveries, events, health, jobs, logs, trainers, webhooks
+from api.routes import artifacts, deliveries, events, health, jobs, logs, trainers, webhooks, workers
 from api.ui.routes import install as install_ui
 from trainforge import __version__
 from trainforge.settings import Settings, get_settings
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.redis = None
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    for module in (health, jobs, events, logs, artifacts, trainers, webhooks, deliveries):
+    for module in (health, jobs, events, logs, artifacts, trainers, webhooks, deliveries, workers):
         app.include_router(module.router)
     install_ui(app)
     return app

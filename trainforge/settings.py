@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from trainforge.scheduling.inventory import parse_declared
+
 DEFAULT_DATABASE_URL = "sqlite:///./.trainforge/trainforge.db"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (Standard Webhooks' suggested schedule).
@@ -50,6 +52,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, description="Runs of one job before it fails for good.")
     job_time_limit_s: float | None = Field(default=None, gt=0, description="Wall-clock limit of every run.")
     stop_grace_s: float = Field(default=30.0, gt=0, description="SIGTERM to SIGKILL of a training child.")
+    # A worker's devices as the operator declares them ("cpu" or "2xA100:80"); unset: torch finds them.
+    worker_devices: str | None = None
 
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     page_size: int = Field(default=50, ge=1)
@@ -72,6 +76,14 @@ class Settings(BaseSettings):
     _split = field_validator("trainer_modules", "webhook_allow", "webhook_retry_schedule_s", mode="before")(
         _split_list
     )
+
+    @field_validator("worker_devices")
+    @classmethod
+    def _devices_readable(cls, value: str | None) -> str | None:
+        """Check that declared worker devices parse, so a typo stops the worker at start."""
+        if value:
+            parse_declared(value)
+        return value or None
 
     @field_validator("webhook_retry_schedule_s")
     @classmethod

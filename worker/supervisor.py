@@ -1,6 +1,7 @@
 """The run_job supervisor: take the job's lease, start the training child, watch it, record how it ended.
 
     take_lease (queued|retrying → running, job.started)      or drop the delivery: someone else has it
+        (on a registered worker: of the job placement names, trainforge/scheduling/placement.py)
     build the RunSpec (attempt, overrides, resume or not, world size, run folder) and start the child
     with it (own process group)
     until it exits, every POLL_S:
@@ -25,12 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from trainforge.db.models import Job
 from trainforge.db.session import session_scope
 from trainforge.jobs import lease
 from trainforge.registry import builtin_trainers, module_allowed
 from trainforge.rundir import RunDir
+from trainforge.scheduling import placement
 from trainforge.settings import Settings, get_settings
 from trainforge.vocab import JobStatus
 from worker import launcher
@@ -121,20 +124,23 @@ class Supervisor:
 
     def __init__(
         self,
-        job_id: str,
+        job_id: str | None,
         settings: Settings | None = None,
         *,
+        worker_id: str | None = None,
         parent_pid: int | None = None,
         time_limit_s: float | None = None,
         stop_grace_s: float | None = None,
     ) -> None:
-        self.job_id = job_id
+        # The job the message named; a registered worker runs the one placement gives it instead.
+        self.job_id = job_id or ""
+        self.worker_id = worker_id
         self.settings = settings or get_settings()
         self.owner = new_owner()
         self.parent_pid = parent_pid
         self.limit_s = time_limit_s
         self.grace_s = stop_grace_s or self.settings.stop_grace_s
-        self.run_dir = RunDir.of(self.settings.artifacts_dir, job_id)
+        self.run_dir = RunDir.of(self.settings.artifacts_dir, self.job_id)
         self.reason: str | None = None
         self._term_at: float | None = None
 
@@ -167,8 +173,10 @@ class Supervisor:
     def _take(self) -> RunSpec | None:
         """Take the lease and describe the run it allows, or return None when the job is not ours."""
         with session_scope() as session:
-            if not lease.take_lease(session, self.job_id, self.owner):
+            job_id = self._claim(session)
+            if job_id is None:
                 return None
+            self.job_id, self.run_dir = job_id, RunDir.of(self.settings.artifacts_dir, job_id)
             columns = (Job.trainer_ref, Job.overrides, Job.resources, Job.attempt)
             row = session.execute(select(*columns).where(Job.id == self.job_id)).one()
         return RunSpec.build(
@@ -180,6 +188,14 @@ class Supervisor:
             gpus=int((row.resources or {}).get("gpus") or 0),
             run_dir=self.run_dir,
         )
+
+    def _claim(self, session: Session) -> str | None:
+        """Take a lease: of the best job for this worker when it is registered, else of the named job."""
+        if self.worker_id is not None and placement.is_registered(session, self.worker_id):
+            return placement.take_next(session, self.worker_id, self.owner)
+        if self.job_id and lease.take_lease(session, self.job_id, self.owner):
+            return self.job_id
+        return None
 
     def _watch(self, child: launcher.Child) -> int:
         """Heartbeat and watch until the child exits; return its exit code."""
