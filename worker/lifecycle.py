@@ -58,7 +58,7 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
     _registration = Registration(
         sender.hostname, job_queues(consumed_queues(sender)), int(sender.concurrency)
     )
-    _registration.start()
+    _registration.register()
     if zygote is not None:
         # Take no job before children can start warm: a job waiting on a cold fork server would not
         # heartbeat meanwhile. If the server fails, children start as fresh interpreters instead.
@@ -77,6 +77,8 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
         return
     from worker import reaper
 
+    if _registration is not None:
+        _registration.start_heartbeat()
     try:
         reaped = reaper.reap()
         resent = reaper.resend_waiting()

@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from trainforge.db.session import create_db_engine
 from trainforge.scheduling import placement, registry
@@ -52,14 +53,14 @@ class Registration:
         self.queues = queues
         self.slots = slots
         self.inventory: Inventory | None = None
-        # Its own engine: the main process forks pool processes, which must not share its connections.
-        self._engine = create_db_engine(self.settings.database_url)
-        os.register_at_fork(after_in_child=lambda: self._engine.dispose(close=False))
+        # Its own engine without a pool: the main process forks pool processes, and no connection may be
+        # open across a fork (a SQLite connection left open breaks the child's locking of the file).
+        self._engine = create_db_engine(self.settings.database_url, poolclass=NullPool)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Find the inventory, register, and heartbeat from a daemon thread."""
+    def register(self) -> None:
+        """Find the inventory and register (before the pool starts, so its first task places by it)."""
         self.inventory = resolve(self.settings.worker_devices)
         try:
             self._register()
@@ -69,6 +70,9 @@ class Registration:
             "registered as %s: queues %s, %d slot(s), %s", self.worker_id, ",".join(self.queues), self.slots,
             describe(self.inventory),
         )  # fmt: skip
+
+    def start_heartbeat(self) -> None:
+        """Heartbeat from a daemon thread (once the pool is forked: a fork copies no running beat)."""
         self._thread = threading.Thread(target=self._loop, name="worker-registration", daemon=True)
         self._thread.start()
 
