@@ -15,6 +15,7 @@ from kombu import Queue
 
 from trainforge import queue
 from trainforge.settings import get_settings
+from worker.registration import placement_enabled
 
 
 def beat_schedule(reap_interval_s: float, sweep_interval_s: float) -> dict[str, dict]:
@@ -39,7 +40,7 @@ def create_app() -> Celery:
         # One task at a time per process: a GPU worker must not reserve a second job it cannot start,
         # and a busy worker fetches no message at all (a run_job waits in Redis for a free worker).
         worker_prefetch_multiplier=1,
-        worker_disable_prefetch=True,
+        worker_disable_prefetch=placement_enabled(),
         # Each node also consumes its own queue, where placement wakes it (scheduling/placement.py).
         worker_direct=True,
         worker_hijack_root_logger=False,

@@ -25,7 +25,18 @@ from trainforge.vocab import DEFAULT_QUEUE, WEBHOOKS_QUEUE
 
 log = logging.getLogger(__name__)
 
+# Set to "0" for the dispatch of before placement: each run_job runs the job it names, in queue order,
+# with one message prefetched per pool process (for comparison: bench/scheduling.py).
+PLACEMENT_ENV = "TRAINFORGE_PLACEMENT"
+
 SERVICE_QUEUES = frozenset({WEBHOOKS_QUEUE, DEFAULT_QUEUE})
+
+
+def placement_enabled() -> bool:
+    """Return whether run_job runs the job placement names (the default) rather than the one it carries."""
+    return os.environ.get(PLACEMENT_ENV, "1") != "0"
+
+
 DIRECT_SUFFIX = ".dq2"  # Celery's per-node queue, which only this worker consumes
 
 
@@ -93,7 +104,7 @@ class Registration:
         with Session(self._engine) as session, session.begin():
             if not registry.heartbeat(session, self.worker_id):
                 self._register_in(session)
-            runnable = placement.runnable_count(session, self.worker_id)
+            runnable = placement.runnable_count(session, self.worker_id) if placement_enabled() else 0
         if runnable:
             placement.wake(self.worker_id, runnable)
         return runnable

@@ -7,6 +7,7 @@ from celery import Task
 from trainforge import queue
 from worker import lifecycle, reaper
 from worker.celery_app import app
+from worker.registration import placement_enabled
 from worker.supervisor import Supervisor
 
 
@@ -16,7 +17,7 @@ def run_job(self: Task, job_id: str | None = None) -> str:
 
     Acknowledged on receipt: the lease, not the broker, guards the run.
     """
-    worker_id = self.request.hostname
+    worker_id = self.request.hostname if placement_enabled() else None
     return Supervisor(job_id, worker_id=worker_id, parent_pid=lifecycle.pool_parent_pid()).run()
 
 
