@@ -24,8 +24,10 @@ Environment: BENCH_DATABASE_URL (default SQLite in a temp dir), BENCH_REDIS_URL 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import os
 import random
 import statistics
 import sys
@@ -207,31 +209,39 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def drain(placement: bool, jobs: int, idle_jobs: int) -> dict[str, Any]:
-    """Start a 4-worker stack, drain the backlog, then time idle dispatches; return the figures."""
-    env = {
+def stack_env(placement: bool) -> dict[str, str]:
+    """Return the environment of a stack with placement on or off."""
+    return {
         "TRAINFORGE_PLACEMENT": "1" if placement else "0",
         "TRAINFORGE_TRAINER_MODULES": "bench.,tests.",
         "TRAINFORGE_WORKER_DEVICES": "cpu",
     }
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-sched-") as tmp,
-        Stack(Path(tmp), env=env, worker_queues=WORKER_QUEUES) as stack,
-    ):
-        print(f"  {'placement' if placement else 'plain dispatch'}: stack up, submitting", file=sys.stderr)
-        job_ids = submit_backlog(backlog(jobs))
-        began = time.monotonic()
-        wait_all(job_ids)
-        elapsed = time.monotonic() - began
-        print(f"  drained {len(job_ids)} jobs in {elapsed:.1f} s", file=sys.stderr)
-        runs = read_runs(job_ids)
-        idle = []
-        if idle_jobs:
-            with stack.client() as client:
-                idle = [
-                    one_job(stack, client, Path(tmp) / "artifacts", INSTANT)["lease_taken"]
-                    for _ in range(idle_jobs)
-                ]
+
+
+def use(stack: Stack) -> None:
+    """Point this process's settings and engines at `stack` (two stacks run side by side)."""
+    from trainforge.db.session import dispose_engines
+    from trainforge.settings import get_settings
+
+    os.environ.update(stack.env)
+    get_settings.cache_clear()
+    dispose_engines()
+
+
+def drain(stack: Stack, name: str, jobs: int, idle_jobs: int, seed: int) -> dict[str, Any]:
+    """Drain a fresh backlog on `stack`, then time idle dispatches; return the figures."""
+    use(stack)
+    job_ids = submit_backlog(backlog(jobs, seed))
+    began = time.monotonic()
+    wait_all(job_ids)
+    elapsed = time.monotonic() - began
+    print(f"  {name}: drained {len(job_ids)} jobs in {elapsed:.1f} s", file=sys.stderr)
+    runs = read_runs(job_ids)
+    idle = []
+    if idle_jobs:
+        with stack.client() as client:
+            artifacts = Path(stack.env["TRAINFORGE_ARTIFACTS_DIR"])
+            idle = [one_job(stack, client, artifacts, INSTANT)["lease_taken"] for _ in range(idle_jobs)]
     gaps = slot_gaps(runs)
     return {
         "jobs": len(runs),
@@ -254,8 +264,6 @@ def decisions_per_s(jobs: int) -> float:
     from trainforge.scheduling.inventory import Inventory
 
     with tempfile.TemporaryDirectory(prefix="bench-place-") as tmp:
-        import os
-
         from trainforge.cli.server import migrate
         from trainforge.db.session import dispose_engines
         from trainforge.settings import get_settings
@@ -305,31 +313,54 @@ def decisions_per_s(jobs: int) -> float:
 
 
 def main() -> int:
-    """Drain the backlog with placement and with plain dispatch, then measure decisions/s; print it all."""
+    """Start both stacks, drain a backlog on each per round, then measure decisions/s; print it all."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--jobs", type=int, default=500)
-    parser.add_argument("--idle-jobs", type=int, default=5, help="bench/dispatch.py jobs per stack (0: skip)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--idle-jobs", type=int, default=5, help="bench/dispatch.py jobs per round (0: skip)")
     args = parser.parse_args()
     print(load_average())
-    results = {
-        "plain_dispatch": drain(False, args.jobs, args.idle_jobs),
-        "placement": drain(True, args.jobs, args.idle_jobs),
-    }
-    results["placement"]["decisions_per_s"] = decisions_per_s(args.jobs)
-    print(load_average())
-    for name, figures in results.items():
-        print(f"{name}:")
-        for key, value in figures.items():
-            print(f"  {key:24s} {value if value is None or isinstance(value, int) else round(value, 1)}")
-    ratio = results["placement"]["gap_p50_ms"] / max(results["plain_dispatch"]["gap_p50_ms"], 1e-6)
-    print(f"slot freed → next start, p50 placement / plain dispatch: {ratio:.2f} (goal <= 2)")
-    inverted = results["placement"]["inversions"]
-    print(f"priority inversions with placement: {inverted} ({'none' if inverted == 0 else 'FAILED'})")
+    rounds: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stacks:
+        tmp = Path(stacks.enter_context(tempfile.TemporaryDirectory(prefix="bench-sched-")))
+        started = {
+            name: stacks.enter_context(Stack(tmp / name, env=stack_env(on), worker_queues=WORKER_QUEUES))
+            for name, on in (("plain_dispatch", False), ("placement", True))
+        }
+        print("  both stacks up", file=sys.stderr)
+        for index in range(args.rounds):
+            figures = {
+                name: drain(stack, name, args.jobs, args.idle_jobs, seed=index)
+                for name, stack in started.items()
+            }
+            figures["placement"]["decisions_per_s"] = decisions_per_s(args.jobs)
+            figures["ratio_p50"] = figures["placement"]["gap_p50_ms"] / max(
+                figures["plain_dispatch"]["gap_p50_ms"], 1e-6
+            )
+            figures["load"] = load_average()
+            rounds.append(figures)
+            report(index, figures)
+    ok = all(r["placement"]["inversions"] == 0 and r["placement"]["succeeded"] == args.jobs for r in rounds)
+    ratios = ", ".join(f"{r['ratio_p50']:.2f}" for r in rounds)
+    print(f"slot freed → next start, p50 placement / plain dispatch per round: {ratios} (goal <= 2)")
+    print(f"priority inversions with placement: {'none' if ok else 'FOUND (or jobs failed)'}")
     OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps({"load": load_average(), "ratio_p50": ratio, **results}, indent=2))
-    return 0 if inverted == 0 and results["placement"]["succeeded"] == args.jobs else 1
+    OUT.write_text(json.dumps({"jobs": args.jobs, "rounds": rounds}, indent=2))
+    return 0 if ok else 1
+
+
+def report(index: int, figures: dict[str, Any]) -> None:
+    """Print one round's figures."""
+    print(f"round {index + 1} ({figures['load']}):")
+    for name in ("plain_dispatch", "placement"):
+        values = figures[name]
+        text = "  ".join(
+            f"{k} {v if v is None or isinstance(v, int) else round(v, 1)}" for k, v in values.items()
+        )
+        print(f"  {name:15s} {text}")
+    print(f"  ratio p50 {figures['ratio_p50']:.2f}")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ class Stack:
         # One jobs worker per entry, consuming those (comma-separated) queues.
         self.worker_queues = worker_queues or ["jobs"]
         self.worker_names: list[str] = []
+        # The TRAINFORGE_* variables the processes run with (set in this process too by start()).
+        self.env: dict[str, str] = {}
         self.procs: list[subprocess.Popen[bytes]] = []
         self.redis: subprocess.Popen[bytes] | None = None
         self.base_url = ""
@@ -67,6 +69,7 @@ class Stack:
             env["TRAINFORGE_REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
         else:
             self.redis, env["TRAINFORGE_REDIS_URL"] = start_redis(self.workdir / "redis")
+        self.env = env
         os.environ.update(env)
         get_settings.cache_clear()
         migrate("head")
