@@ -168,3 +168,18 @@ def test_settings_refuse_unreadable_worker_devices(monkeypatch) -> None:
     monkeypatch.setenv("TRAINFORGE_WORKER_DEVICES", "two gpus")
     with pytest.raises(ValidationError, match="2xA100:80"):
         Settings()
+
+
+def test_detect_asks_torch_in_a_subprocess_and_never_here() -> None:
+    import sys
+
+    from trainforge.scheduling.inventory import detect
+
+    had_torch = "torch" in sys.modules
+    found = detect()
+    assert found.source == "detected"
+    if found.kind == "cpu":
+        assert (found.gpus, found.name, found.memory_gb) == (0, None, None)
+    else:
+        assert found.kind == "cuda" and found.gpus >= 1 and (found.memory_gb or 0) > 0
+    assert ("torch" in sys.modules) == had_torch
