@@ -157,7 +157,7 @@ def main() -> int:
     ok = u50 <= 1.5 * s50 and u99 <= 1.5 * s99
     print(f"ratio p50 {u50 / s50:.2f}x, p99 {u99 / s99:.2f}x (goal <= 1.5x): {'met' if ok else 'NOT met'}")
     print(f"job page with 1,000 epochs, all drawn: {', '.join(f'{x:.0f}' for x in loads)} ms "
-          f"(goal < 500 ms: {'met' if min(loads) < 500 else 'NOT met'})")  # fmt: skip
+          f"(goal < 500 ms: {'met' if max(loads) < 500 else 'NOT met'})")  # fmt: skip
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps({"load": load_average(), "sse_p50_ms": s50, "sse_p99_ms": s99,
                                "ui_p50_ms": u50, "ui_p99_ms": u99, "page_load_ms": loads}))  # fmt: skip

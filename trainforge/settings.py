@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -45,6 +46,8 @@ class Settings(BaseSettings):
     trainer_modules: CommaList = Field(default_factory=list)
     # CIDRs or host names webhooks may reach although they are private/loopback (e.g. "127.0.0.0/8").
     webhook_allow: CommaList = Field(default_factory=list)
+    # Folders whose files jobs may name by raw path (data=, model=, pretrained=); none by default.
+    data_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
 
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     lease_timeout_s: float = Field(default=60.0, gt=0)
@@ -73,9 +76,15 @@ class Settings(BaseSettings):
     webhook_disable_after_s: float = Field(default=5 * 24 * 3600.0, gt=0)
     webhook_secret_grace_s: float = Field(default=24 * 3600.0, ge=0)
 
-    _split = field_validator("trainer_modules", "webhook_allow", "webhook_retry_schedule_s", mode="before")(
-        _split_list
-    )
+    _split = field_validator(
+        "trainer_modules", "webhook_allow", "webhook_retry_schedule_s", "data_roots", mode="before"
+    )(_split_list)
+
+    @field_validator("data_roots")
+    @classmethod
+    def _roots_absolute(cls, value: list[Path]) -> list[Path]:
+        """Resolve every data root once, so API and workers compare paths against the same folders."""
+        return [Path(os.path.realpath(root.expanduser())) for root in value]
 
     @field_validator("worker_devices")
     @classmethod
@@ -114,6 +123,11 @@ class Settings(BaseSettings):
             f"TRAINFORGE_WEBHOOK_ALLOW entry {entry!r} opens every address; list the exact hosts/CIDRs"
             for entry in self.webhook_allow
             if _opens_everything(entry)
+        ]
+        problems += [
+            f"TRAINFORGE_DATA_ROOTS entry {str(root)!r} opens the whole filesystem; list the data folders"
+            for root in self.data_roots
+            if root == Path(root.anchor)
         ]
         if problems:
             raise ValueError("insecure settings for env=production: " + "; ".join(problems))

@@ -25,7 +25,8 @@ class RunSpec:
     # Who holds the lease for this attempt; with `attempt` it names the writer of every change.
     lease_owner: str
     trainer_ref: str
-    # What the trainer is built with: the job's overrides plus the run folder and `resume`.
+    # What the trainer is built with: the job's overrides, their file references resolved for its
+    # tenant (never the values the tenant wrote), plus the run folder and `resume`.
     overrides: dict[str, Any]
     resume: bool
     world_size: int

@@ -2,6 +2,7 @@
 
     take_lease (queued|retrying → running, job.started)      or drop the delivery: someone else has it
         (on a registered worker: of the job placement names, trainforge/scheduling/placement.py)
+    resolve the job's data/model/pretrained for its tenant    (refused now → failed with the reason)
     build the RunSpec (attempt, overrides, resume or not, world size, run folder) and start the child
     with it (own process group)
     until it exits, every POLL_S:
@@ -28,8 +29,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trainforge import references
 from trainforge.db.models import Job
 from trainforge.db.session import session_scope
+from trainforge.errors import ServiceError
 from trainforge.jobs import lease
 from trainforge.registry import builtin_trainers, module_allowed
 from trainforge.rundir import RunDir
@@ -150,6 +153,8 @@ class Supervisor:
         if spec is None:
             log.info("job %s not taken: it is not waiting or another worker holds its lease", self.job_id)
             return "dropped"
+        if isinstance(spec, Verdict):
+            return self._record_verdict(spec, Outcome(), None)
         if self.limit_s is None:
             self.limit_s = time_limit_s(spec.overrides, self.settings)
         refusal = refuse_trainer(spec.trainer_ref, self.settings.trainer_modules)
@@ -170,21 +175,30 @@ class Supervisor:
             child.close()
         return self._record(code)
 
-    def _take(self) -> RunSpec | None:
-        """Take the lease and describe the run it allows, or return None when the job is not ours."""
+    def _take(self) -> RunSpec | Verdict | None:
+        """Take the lease and describe the run it allows, or return None when the job is not ours.
+
+        The child gets the job's file references as resolved here, for the job's tenant, never the
+        values the tenant wrote; a reference that no longer resolves fails the job with the reason.
+        """
         with session_scope() as session:
             job_id = self._claim(session)
             if job_id is None:
                 return None
             self.job_id, self.run_dir = job_id, RunDir.of(self.settings.artifacts_dir, job_id)
-            columns = (Job.trainer_ref, Job.overrides, Job.resources, Job.attempt)
+            columns = (Job.trainer_ref, Job.overrides, Job.resources, Job.attempt, Job.tenant_id, Job.task)
             row = session.execute(select(*columns).where(Job.id == self.job_id)).one()
+            ctx = references.Context(session, row.tenant_id, self.settings, row.task)
+            try:
+                overrides = references.resolve_overrides(ctx, dict(row.overrides or {}))
+            except ServiceError as exc:
+                return Verdict(JobStatus.FAILED, exc.detail)
         return RunSpec.build(
             job_id=self.job_id,
             attempt=int(row.attempt),
             lease_owner=self.owner,
             trainer_ref=row.trainer_ref,
-            overrides=dict(row.overrides or {}),
+            overrides=overrides,
             gpus=int((row.resources or {}).get("gpus") or 0),
             run_dir=self.run_dir,
         )

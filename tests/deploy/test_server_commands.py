@@ -56,6 +56,7 @@ def test_dev_environment_defaults_and_overrides(tmp_path):
     assert env["TRAINFORGE_DATABASE_URL"] == f"sqlite:///{tmp_path / 'trainforge.db'}"
     assert env["TRAINFORGE_ARTIFACTS_DIR"] == "/elsewhere"
     assert env["TRAINFORGE_ENV"] == "development"
+    assert env["TRAINFORGE_DATA_ROOTS"] == str(tmp_path / "data")
     assert "127.0.0.0/8" in env["TRAINFORGE_WEBHOOK_ALLOW"]
 
 

@@ -160,6 +160,31 @@ def test_trainer_that_raises_fails_the_job_with_its_message(api):
     assert "Traceback" in log and "exploding on purpose" in log
 
 
+def test_a_job_fine_tunes_from_an_earlier_job_of_its_tenant_and_no_other_may(api, live_api, make_token):
+    first = submit(api, epochs=1)
+    assert wait_status(api, first, {"succeeded", "failed", "cancelled"})["status"] == "succeeded"
+    second = submit(api, epochs=1, model=f"job:{first}/best.pt")
+    job = wait_status(api, second, {"succeeded", "failed", "cancelled"})
+    assert job["status"] == "succeeded", job["error"]
+    assert job["overrides"]["model"] == f"job:{first}/best.pt"  # the job shows what the tenant wrote
+    # The trainer was handed the checkpoint's path, resolved by the worker, and loaded its weights.
+    trained_from = load_checkpoint(api, second)["train_args"]["model"]
+    assert trained_from.endswith(f"/{first}/weights/best.pt")
+    log = api.get(f"/v1/jobs/{second}/artifacts/train.log").text
+    assert "Transferred" in log and f"job:{first}" not in log
+
+    with httpx.Client(base_url=live_api, headers={"Authorization": f"Bearer {make_token()}"}) as other:
+        body = {"trainer": "classify", "overrides": {**TINY, "model": f"job:{first}/best.pt"}}
+        refused = other.post("/v1/jobs", json=body)
+        assert refused.status_code == 422, refused.text
+        assert refused.json() == {
+            "detail": f"override 'model': you have no job '{first}'; refer to one of your jobs "
+            "(`trainforge jobs` lists them)",
+            "key": "model",
+        }
+        assert other.get("/v1/jobs").json()["data"] == []
+
+
 def test_killed_worker_mid_job_is_taken_over_and_resumes_from_last_pt(api, workers):
     while len(workers.running_jobs_workers()) < 2:
         workers.start_jobs_worker().wait_ready()

@@ -95,6 +95,8 @@ def test_up_runs_a_job_and_stops_everything_on_ctrl_c(tmp_path):
             token = (tmp_path / "state" / "token").read_text().strip()
             assert f"token:  {token}" in log.read_text()
             assert (tmp_path / "state" / "trainforge.db").is_file()
+            sandbox = (tmp_path / "state" / "data").resolve()
+            assert sandbox.is_dir() and f"data:   {sandbox}" in log.read_text()  # the one data root
 
             quick = call(base, token, "POST", "/v1/jobs", {**TICK, "overrides": {"epochs": 2}})
             assert wait_status(base, token, quick["id"], {"succeeded", "failed"})["status"] == "succeeded"

@@ -46,6 +46,15 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.webhook_retry_schedule_s == [0.0, 5.0, 30.0]
 
 
+def test_data_roots_are_empty_by_default_and_resolved(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.delenv("TRAINFORGE_DATA_ROOTS", raising=False)
+    assert Settings().data_roots == []
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.setenv("TRAINFORGE_DATA_ROOTS", f"{tmp_path}/link, {tmp_path}/real/../real")
+    assert Settings().data_roots == [(tmp_path / "real").resolve()] * 2
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -56,10 +65,20 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
              "TRAINFORGE_WEBHOOK_ALLOW": "0.0.0.0/0"},
             "opens every address",
         ),
+        (
+            {"TRAINFORGE_DATABASE_URL": "postgresql+psycopg://db/x", "TRAINFORGE_REDIS_URL": "redis://r:6379",
+             "TRAINFORGE_DATA_ROOTS": "/srv/sets,/"},
+            "TRAINFORGE_DATA_ROOTS entry '/' opens the whole filesystem",
+        ),
     ],
 )  # fmt: skip
 def test_production_refuses_insecure_defaults(monkeypatch: pytest.MonkeyPatch, env, message) -> None:
-    for key in ("TRAINFORGE_DATABASE_URL", "TRAINFORGE_REDIS_URL", "TRAINFORGE_WEBHOOK_ALLOW"):
+    for key in (
+        "TRAINFORGE_DATABASE_URL",
+        "TRAINFORGE_REDIS_URL",
+        "TRAINFORGE_WEBHOOK_ALLOW",
+        "TRAINFORGE_DATA_ROOTS",
+    ):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("TRAINFORGE_ENV", "production")
     for key, value in env.items():

@@ -307,3 +307,27 @@ def test_a_multi_gpu_job_runs_under_torchrun_and_only_rank_0_emits(env, make_job
     assert (run_dir / "rank-0").exists() and (run_dir / "rank-1").exists()
     types = event_types(job_id)
     assert types.count("on_train_epoch_start") == 2 and types.count("on_train_start") == 1, types
+
+
+def test_the_child_gets_resolved_references_never_the_tenant_values(env, make_job):
+    job_id = make_job(trainer_ref=TICK, overrides={"epochs": 1, "batches": 1, "model": "tiny-cls"})
+    assert Supervisor(job_id).run() == "succeeded"
+    spec = RunSpec.read(RunDir.of(env.artifacts_dir, job_id).spec)
+    assert spec.overrides["model"] == "tiny-cls.yaml"
+    assert job_row(job_id).overrides["model"] == "tiny-cls"  # the job keeps what the tenant wrote
+
+
+def test_a_reference_that_no_longer_resolves_fails_the_job_before_any_child(env, make_job):
+    theirs = make_job(trainer_ref=TICK, status="succeeded")
+    best = RunDir.of(env.artifacts_dir, theirs).best
+    best.parent.mkdir(parents=True)
+    best.write_bytes(b"")
+    job_id = make_job(trainer_ref=TICK, overrides={"epochs": 1, "model": f"job:{theirs}/best.pt"})
+    assert Supervisor(job_id).run() == "failed"
+    job = job_row(job_id)
+    assert job.error == (
+        f"override 'model': you have no job '{theirs}'; "
+        "refer to one of your jobs (`trainforge jobs` lists them)"
+    )
+    assert event_types(job_id) == ["job.started", "job.failed"]
+    assert not RunDir.of(env.artifacts_dir, job_id).log.exists()  # no training process ever started

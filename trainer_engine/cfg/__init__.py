@@ -11,6 +11,7 @@ import yaml
 
 from trainer_engine.cfg.args import FIELDS, MODES, TASK_NAMES, TrainArgs
 from trainer_engine.cfg.defaults import DEFAULT_CFG_PATH, default_values, help_texts
+from trainer_engine.cfg.model_names import MODEL_CFG_DIR
 from trainer_engine.cfg.validate import ConfigError, check_value, key_type, type_name, unknown_key_error
 
 __all__ = [
@@ -112,9 +113,6 @@ def _limits(field: dataclasses.Field) -> dict[str, Any]:
     if "tasks" in meta:
         out["tasks"] = sorted(meta["tasks"])
     return out
-
-
-MODEL_CFG_DIR = Path(__file__).with_name("models")
 
 
 def model_cfg_path(name: str | Path) -> Path | None:

@@ -10,11 +10,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import torchvision
-import yaml
 from torch import nn
 
 from trainer_engine.nn.base import BaseModel
 from trainer_engine.nn.classify_cnn import ModelConfigError, build_cnn
+from trainer_engine.utils.checkpoint import load_torch_file
+from trainer_engine.utils.yaml_file import read_yaml
 
 LOGGER = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def _load_yaml_cfg(name: str) -> dict[str, Any]:
             f"model config file {name!r} not found; give an existing path or a bundled config "
             f"({', '.join(config_names())})"
         )
-    data = yaml.safe_load(path.read_text())
+    data = read_yaml(path, ModelConfigError)
     if not isinstance(data, dict):
         raise ModelConfigError(
             f"model config file {str(path)!r} must hold a mapping, got {type(data).__name__}"
@@ -114,10 +115,10 @@ def checkpoint_model_cfg(ckpt: dict[str, Any]) -> dict[str, Any] | None:
 
 def load_weights_file(path: str | Path) -> dict[str, Any]:
     """Load a local weights file safely (tensors and plain values only, no pickled code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {str(path)!r} not found; give the path of a .pt/.pth file")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    weights = load_torch_file(path)
+    if not isinstance(weights, dict):
+        raise ModelConfigError(f"weights file '{path}' holds a {type(weights).__name__}, not a state dict")
+    return weights
 
 
 class ClassificationModel(BaseModel):

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
+from trainer_engine.utils.yaml_file import read_yaml
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "cfg" / "models"
 _SCALED = re.compile(r"^(?P<base>.+)-(?P<scale>[a-z])$")
@@ -40,7 +40,9 @@ def load_model_cfg(cfg: str | Path | dict[str, Any]) -> dict[str, Any]:
         data = copy.deepcopy(cfg)
     else:
         path, scale = resolve_model_yaml(cfg)
-        data = yaml.safe_load(path.read_text()) or {}
+        data = read_yaml(path) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"model config '{cfg}' must hold a mapping, not a {type(data).__name__}")
         data["yaml_file"] = str(cfg)
         if scale:
             data["scale"] = scale

@@ -72,20 +72,29 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load one of our checkpoints onto the CPU, refusing anything that would need unpickling code."""
+def load_torch_file(path: str | Path) -> Any:
+    """Load a .pt file onto the CPU with tensors and plain values only; CheckpointError if it is not one.
+
+    The error names the file and never quotes its bytes (torch's own messages can), so a file named
+    by mistake does not show up in a job's record.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint '{path}' not found; give the path of a .pt file written by a trainer"
         )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for foreign files
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises UnpicklingError, KeyError, EOFError... for foreign files
         raise CheckpointError(
-            f"cannot load checkpoint '{path}': {type(e).__name__}: {str(e).splitlines()[0]}; "
-            "only checkpoints of state dicts and plain values (as trainers write them) are accepted"
-        ) from e
+            f"cannot load checkpoint '{path}': it is damaged or not a PyTorch file "
+            "of state dicts and plain values; only checkpoints as trainers write them are accepted"
+        ) from None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load one of our checkpoints onto the CPU, refusing anything that would need unpickling code."""
+    ckpt = load_torch_file(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"'{path}' is not a trainer checkpoint (no 'model' state dict in it)")
     return ckpt

@@ -210,6 +210,8 @@ def dev_environment(state_dir: Path, environ: dict[str, str] | None = None) -> d
         "TRAINFORGE_ENV": "development",
         "TRAINFORGE_DATABASE_URL": f"sqlite:///{state_dir / 'trainforge.db'}",
         "TRAINFORGE_ARTIFACTS_DIR": str(state_dir / "artifacts"),
+        # The sandbox whose files jobs may name by path (data=/.../data/my_set); nothing else is readable.
+        "TRAINFORGE_DATA_ROOTS": str(state_dir / "data"),
         # Development only: let webhooks reach a receiver on this machine.
         "TRAINFORGE_WEBHOOK_ALLOW": DEV_WEBHOOK_ALLOW,
     }
@@ -270,6 +272,7 @@ class DevServer:
         from trainforge.settings import get_settings
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "data").mkdir(exist_ok=True)
         env = dev_environment(self.state_dir)
         if "TRAINFORGE_REDIS_URL" not in os.environ:
             self.redis, env["TRAINFORGE_REDIS_URL"] = start_redis(self.state_dir / "redis")
@@ -359,6 +362,7 @@ class DevServer:
             f"  UI:     {base}/ui/login?token={token}   (signs this browser in)\n"
             f"  token:  {token}\n"
             f"  logs:   {logs}\n"
+            f"  data:   {self.state_dir / 'data'}   (jobs may name files under it by absolute path)\n"
             f"  try:    export TOKEN={token}\n"
             f'          curl -H "Authorization: Bearer $TOKEN" -X POST {base}/v1/jobs \\\n'
             f'            -d \'{{"trainer": "classify", "overrides": '

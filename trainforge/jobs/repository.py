@@ -54,6 +54,13 @@ def status_of(session: Session, job_id: str) -> str | None:
     return session.execute(select(Job.status).where(Job.id == job_id)).scalar_one_or_none()
 
 
+def status_for_tenant(session: Session, tenant_id: str, job_id: str) -> str | None:
+    """Return the status of the tenant's job `job_id`, or None when there is no such job of theirs."""
+    return session.execute(
+        select(Job.status).where(Job.id == job_id, Job.tenant_id == tenant_id)
+    ).scalar_one_or_none()
+
+
 def get_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job | None:
     """Return the tenant's job created with Idempotency-Key `key`, or None."""
     return session.execute(

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from trainer_engine.cfg import ConfigError, get_cfg
-from trainforge import events, pubsub
+from trainforge import events, pubsub, references
 from trainforge.db.models import Job, JobTag
 from trainforge.db.session import savepoint
 from trainforge.db.types import new_id, utcnow
@@ -32,6 +32,7 @@ RESERVED_OVERRIDES = {
     "exist_ok": "the service reuses the job's own directory",
     "resume": "the service resumes from last.pt by itself after a worker is lost",
     "mode": "jobs always train",
+    "source": "jobs always train, and only predicting reads a source",
 }
 
 
@@ -89,6 +90,8 @@ def create_job(
             f"task '{body.task}' does not match trainer '{spec.name}' (task '{spec.task}'); drop 'task'"
         )
     validate_overrides(body.overrides, task)
+    # Checked here so a bad reference is a 422 now; the worker resolves them again when the job runs.
+    references.resolve_overrides(references.Context(session, tenant_id, settings, task), body.overrides)
     hooks = inline_webhooks([hook.model_dump() for hook in body.webhooks], settings)
     job = Job(
         id=new_id(),

@@ -120,16 +120,46 @@
     setTimeout(loadDeliveries, 1500);
   }
 
-  // The browser resumes a dropped stream by itself, sending Last-Event-ID: the server replays from there.
-  function subscribe() {
-    source = new EventSource(`${base}/events`);
-    for (const [type, handle] of Object.entries(handlers)) {
+  function dispatch(event) {
+    const handle = handlers[event.type];
+    if (handle) handle(event.data || {}, event);
+  }
+
+  // The history comes first as JSON pages: a thousand events per request cost far less than
+  // replaying them one by one over the stream. Returns the seq of the last event read.
+  // Only the types that change the page: batch and save events of past epochs show nothing new.
+  const HISTORY_PAGE = 1000;
+  const HISTORY_TYPES = ["on_fit_epoch_end", "job.started", "job.retrying", "job.succeeded", "job.failed",
+    "job.cancelled"].map((type) => `type=${encodeURIComponent(type)}`).join("&");
+  async function replayHistory() {
+    let after = 0;
+    for (;;) {
+      const answer = await TF.api(`${base}/events?after=${after}&limit=${HISTORY_PAGE}&${HISTORY_TYPES}`);
+      if (!answer.ok) return after;
+      for (const event of answer.body.data) {
+        dispatch(event);
+        after = event.seq;
+      }
+      if (answer.body.next_cursor === null || answer.body.next_cursor === undefined) return after;
+    }
+  }
+
+  // The stream starts after the history; on a drop the browser resumes by itself, sending
+  // Last-Event-ID, and the server replays from there.
+  function subscribe(after) {
+    source = new EventSource(`${base}/events?after=${after}`);
+    for (const type of Object.keys(handlers)) {
       source.addEventListener(type, (message) => {
         let event;
         try { event = JSON.parse(message.data); } catch (_) { return; }
-        handle(event.data || {}, event);
+        dispatch(event);
       });
     }
+  }
+
+  async function follow() {
+    const after = await replayHistory();
+    if (!TF.TERMINAL.has(job.status)) subscribe(after);
   }
 
   // --- polling the job: status, batch progress, pending reason ------------------------------------
@@ -265,7 +295,7 @@
     });
   }
 
-  subscribe();
+  follow();
   poll();
   followLog();
   loadArtifacts();

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from trainer_engine.data.detect.synthetic import PREFIX as SYNTHETIC_PREFIX
 from trainer_engine.data.detect.synthetic import synthetic_shapes
 from trainer_engine.data.errors import DatasetError
+from trainer_engine.utils.yaml_file import read_yaml
 
 EXAMPLE = "path: my_set\ntrain: images/train\nval: images/val\nnames: {0: cat, 1: dog}"
 
@@ -38,10 +37,14 @@ def check_det_dataset(data: str | Path | dict[str, Any], single_cls: bool = Fals
             f"{where}: missing key(s) {', '.join(missing)}; a detection data YAML looks like:\n{EXAMPLE}"
         )
     cfg["names"] = _names(cfg["names"], where)
-    if "nc" in cfg and int(cfg["nc"]) != len(cfg["names"]):
-        raise DatasetError(
-            f"{where}: nc={cfg['nc']} but names lists {len(cfg['names'])} classes; make them agree or drop nc"
-        )
+    if "nc" in cfg:
+        nc = _int(cfg["nc"])
+        if nc is None:
+            raise DatasetError(f"{where}: nc must be an integer (the number of classes) or left out")
+        if nc != len(cfg["names"]):
+            raise DatasetError(
+                f"{where}: nc={nc} but names lists {len(cfg['names'])} classes; make them agree or drop nc"
+            )
     cfg["nc"] = cfg["label_nc"] = len(cfg["names"])
     if single_cls:
         cfg["names"], cfg["nc"] = {0: "object"}, 1
@@ -56,10 +59,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     """Load a YAML file that must hold a mapping."""
     if not path.is_file():
         raise DatasetError(f"data file '{path}' does not exist; pass a data YAML, a dict or synthetic:shapes")
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise DatasetError(f"{path}: not valid YAML ({exc})") from exc
+    cfg = read_yaml(path, DatasetError)
     if not isinstance(cfg, dict):
         raise DatasetError(f"{path}: expected a mapping with train, val and names; got {type(cfg).__name__}")
     return cfg
@@ -70,16 +70,26 @@ def _names(names: Any, where: str) -> dict[int, str]:
     if isinstance(names, list):
         out = dict(enumerate(str(n) for n in names))
     elif isinstance(names, dict):
+        if any(_int(k) is None for k in names):
+            raise DatasetError(f"{where}: names must map integer indices to names, like {{0: cat, 1: dog}}")
         out = {int(k): str(v) for k, v in names.items()}
     else:
-        raise DatasetError(f"{where}: names must be a list or a mapping of index to name, got {names!r}")
+        raise DatasetError(
+            f"{where}: names must be a list or a mapping of index to name, not a {type(names).__name__}"
+        )
     if not out:
         raise DatasetError(f"{where}: names is empty; list at least one class")
     if sorted(out) != list(range(len(out))):
-        raise DatasetError(
-            f"{where}: names indices must be 0..{len(out) - 1} without gaps, got {sorted(out)}"
-        )
+        raise DatasetError(f"{where}: names indices must be the integers 0..{len(out) - 1} without gaps")
     return out
+
+
+def _int(value: Any) -> int | None:
+    """Return `value` as an int, or None; int() would quote the file's text in its error."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _split_paths(base: Path, value: Any, split: str, where: str) -> list[str]:
