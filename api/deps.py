@@ -13,12 +13,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.ui import session as ui_session
+from trainforge import ratelimit
 from trainforge.auth import Principal, cached_principal, resolve_token
 from trainforge.db.session import get_read_engine, get_sessionmaker
 from trainforge.errors import Invalid, NotFound
 from trainforge.jobs import repository
 from trainforge.jobs.repository import JobView
 from trainforge.settings import Settings
+from trainforge.tenant_limits import limits_cache
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -94,9 +96,30 @@ async def current_principal(request: Request, settings: SettingsDep, credentials
     The one way every route authenticates: the bearer header, or else the dashboard's session
     cookie (with its CSRF check), resolved the same way.
     """
-    return authenticate(
+    principal = authenticate(
         settings, credentials.credentials if credentials else dashboard_session_token(request)
     )
+    if request.method == "POST":
+        await check_post_rate(request, settings, principal)
+    return principal
+
+
+async def check_post_rate(request: Request, settings: Settings, principal: Principal) -> None:
+    """Refuse a POST over the token's rate (post_rate_per_minute, the tenant's or the operator's): 429."""
+    per_minute = limits_cache.get(
+        lambda: open_session(settings), principal.tenant_id, settings
+    ).post_rate_per_minute
+    client = request.app.state.redis
+    if per_minute is None or client is None:
+        return
+    wait_s = await ratelimit.retry_after_s(client, principal.token_id, per_minute)
+    if wait_s is not None:
+        raise HTTPException(
+            status_code=429,
+            detail=f"too many POSTs with this token: the limit is {per_minute} per minute "
+            f"(post_rate_per_minute); retry in {wait_s} s",
+            headers={"Retry-After": str(wait_s)},
+        )
 
 
 def authenticate(settings: Settings, token: str | None) -> Principal:
@@ -117,7 +140,7 @@ def authenticate(settings: Settings, token: str | None) -> Principal:
     if principal is None:
         raise HTTPException(
             status_code=401,
-            detail="invalid or revoked API token; "
+            detail="invalid or revoked API token (or one past its expiry); "
             "create a new one with `trainforge token create --tenant NAME`",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )

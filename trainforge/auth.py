@@ -8,12 +8,13 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from trainforge.db.models import ApiToken, Tenant
-from trainforge.db.types import new_id
+from trainforge.db.types import new_id, utcnow
 
 TOKEN_PREFIX = "tf_"
 PREFIX_LEN = 12  # "tf_" + 9 characters: enough to find the row, useless to an attacker
@@ -26,6 +27,12 @@ class Principal:
     tenant_id: str
     tenant_name: str
     token_id: str
+    # When the token stops working (None: never); a cached principal is checked against it too.
+    expires_at: datetime | None = None
+
+    def expired(self) -> bool:
+        """Return whether the token has expired."""
+        return self.expires_at is not None and self.expires_at <= utcnow()
 
 
 def hash_token(token: str) -> str:
@@ -46,7 +53,9 @@ def get_or_create_tenant(session: Session, name: str) -> Tenant:
     return tenant
 
 
-def create_token(session: Session, tenant_name: str, name: str | None = None) -> str:
+def create_token(
+    session: Session, tenant_name: str, name: str | None = None, expires_at: datetime | None = None
+) -> str:
     """Create an API token for tenant `tenant_name` (created if missing); return the plaintext, shown once."""
     tenant = get_or_create_tenant(session, tenant_name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -57,9 +66,47 @@ def create_token(session: Session, tenant_name: str, name: str | None = None) ->
             name=name,
             prefix=token[:PREFIX_LEN],
             token_hash=hash_token(token),
+            expires_at=expires_at,
         )
     )
     session.flush()
+    return token
+
+
+def list_tokens(
+    session: Session, tenant_name: str | None = None, include_inactive: bool = False
+) -> list[tuple[ApiToken, str]]:
+    """Return (token row, tenant name) pairs, oldest first; only usable tokens unless `include_inactive`."""
+    query = select(ApiToken, Tenant.name).join(Tenant, Tenant.id == ApiToken.tenant_id)
+    if tenant_name is not None:
+        query = query.where(Tenant.name == tenant_name)
+    if not include_inactive:
+        query = query.where(
+            ApiToken.revoked_at.is_(None), or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow())
+        )
+    return [(row, name) for row, name in session.execute(query.order_by(ApiToken.created_at, ApiToken.id))]
+
+
+class TokenNotFound(LookupError):
+    """No token, or more than one, matches what was given to revoke."""
+
+
+def revoke_token(session: Session, id_or_prefix: str) -> ApiToken:
+    """Revoke the token whose id or shown prefix is `id_or_prefix`; TokenNotFound if none or several match.
+
+    API processes that resolved it in the last `auth_cache_s` seconds go on accepting it until then.
+    """
+    key = id_or_prefix.strip()
+    rows = list(
+        session.execute(select(ApiToken).where(or_(ApiToken.id == key, ApiToken.prefix == key))).scalars()
+    )
+    if len(rows) != 1:
+        why = "no token has" if not rows else f"{len(rows)} tokens have"
+        raise TokenNotFound(f"{why} the id or prefix {key!r}; see `trainforge token list --all`")
+    token = rows[0]
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()
     return token
 
 
@@ -74,7 +121,7 @@ class _Cache:
         """Return the cached principal for `key` if younger than `ttl` seconds."""
         with self._lock:
             item = self._items.get(key)
-        if item is None or time.monotonic() - item[0] > ttl:
+        if item is None or time.monotonic() - item[0] > ttl or item[1].expired():
             return None
         return item[1]
 
@@ -113,13 +160,19 @@ def resolve_token(session: Session, token: str, cache_ttl_s: float = 0.0) -> Pri
         if cached is not None:
             return cached
     rows = session.execute(
-        select(ApiToken.id, ApiToken.token_hash, ApiToken.tenant_id, Tenant.name)
+        select(ApiToken.id, ApiToken.token_hash, ApiToken.tenant_id, Tenant.name, ApiToken.expires_at)
         .join(Tenant, Tenant.id == ApiToken.tenant_id)
-        .where(ApiToken.prefix == token[:PREFIX_LEN], ApiToken.revoked_at.is_(None))
+        .where(
+            ApiToken.prefix == token[:PREFIX_LEN],
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()),
+        )
     ).all()
-    for token_id, stored, tenant_id, tenant_name in rows:
+    for token_id, stored, tenant_id, tenant_name, expires_at in rows:
         if hmac.compare_digest(stored, digest):
-            principal = Principal(tenant_id=tenant_id, tenant_name=tenant_name, token_id=token_id)
+            principal = Principal(
+                tenant_id=tenant_id, tenant_name=tenant_name, token_id=token_id, expires_at=expires_at
+            )
             if cache_ttl_s > 0:
                 token_cache.put(digest, principal)
             return principal

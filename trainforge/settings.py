@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -12,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from trainforge.scheduling.inventory import parse_declared
+from trainforge.vocab import SERVICE_QUEUES
 
 DEFAULT_DATABASE_URL = "sqlite:///./.trainforge/trainforge.db"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -19,6 +21,24 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_WEBHOOK_RETRY_SCHEDULE_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
 CommaList = Annotated[list[str], NoDecode]
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
+SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
+
+
+def parse_size(value: str | int) -> int:
+    """Return a byte count from an int or a string like "500M", "10GB", "64k" (binary units)."""
+    if isinstance(value, int):
+        return value
+    match = SIZE_RE.match(value.lower())
+    if match is None or match.group(2) not in SIZE_UNITS:
+        raise ValueError(f"{value!r} is not a size; write bytes or a number with K, M or G, e.g. 500M")
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2)])
+
+
+def _parse_size(value: Any) -> Any:
+    """Accept a size string ("10G") where a byte count is expected."""
+    return parse_size(value) if isinstance(value, str) and value.strip() else value or None
 
 
 def _split_list(value: Any) -> Any:
@@ -49,6 +69,10 @@ class Settings(BaseSettings):
     # Folders whose files jobs may name by raw path (data=, model=, pretrained=); none by default.
     data_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
 
+    # The queues jobs may name in resources.queue; the first is the default. Job workers consume them;
+    # the service worker's queues (webhooks, default) are never among them.
+    job_queues: CommaList = Field(default_factory=lambda: ["jobs"])
+
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     lease_timeout_s: float = Field(default=60.0, gt=0)
     reap_interval_s: float = Field(default=15.0, gt=0)
@@ -57,6 +81,23 @@ class Settings(BaseSettings):
     stop_grace_s: float = Field(default=30.0, gt=0, description="SIGTERM to SIGKILL of a training child.")
     # A worker's devices as the operator declares them ("cpu" or "2xA100:80"); unset: torch finds them.
     worker_devices: str | None = None
+
+    # Operator limits (see docs/operations.md); a tenant's row in tenant_limits replaces any of them.
+    # None means no limit. Checked at submit unless marked "run time".
+    max_queued_jobs: int | None = Field(default=None, ge=0, description="Waiting jobs per tenant.")
+    max_running_jobs: int | None = Field(default=None, ge=0, description="Running jobs per tenant.")
+    max_gpus_per_job: int | None = Field(default=8, ge=0)
+    max_epochs: int | None = Field(default=1000, ge=1)
+    max_imgsz: int | None = Field(default=2048, ge=8)
+    max_batch: int | None = Field(default=1024, ge=1)
+    max_time_h: float | None = Field(default=72.0, gt=0, description="Bound on the `time` override.")
+    max_world_size: int | None = Field(default=8, ge=1)
+    max_synthetic_images: int | None = Field(default=100_000, ge=2, description="train + val images.")
+    max_synthetic_size: int | None = Field(default=1024, ge=8, description="Synthetic image side (px).")
+    min_save_period: int | None = Field(default=None, ge=1, description="Smallest save_period > 0.")
+    job_disk_quota_bytes: int | None = Field(default=None, gt=0, description="Run time: run folder size.")
+    job_log_max_bytes: int | None = Field(default=None, ge=4096, description="Run time: train.log size.")
+    post_rate_per_minute: int | None = Field(default=None, gt=0, description="POSTs per token.")
 
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     page_size: int = Field(default=50, ge=1)
@@ -77,8 +118,14 @@ class Settings(BaseSettings):
     webhook_secret_grace_s: float = Field(default=24 * 3600.0, ge=0)
 
     _split = field_validator(
-        "trainer_modules", "webhook_allow", "webhook_retry_schedule_s", "data_roots", mode="before"
+        "trainer_modules",
+        "webhook_allow",
+        "webhook_retry_schedule_s",
+        "data_roots",
+        "job_queues",
+        mode="before",
     )(_split_list)
+    _sizes = field_validator("job_disk_quota_bytes", "job_log_max_bytes", mode="before")(_parse_size)
 
     @field_validator("data_roots")
     @classmethod
@@ -93,6 +140,22 @@ class Settings(BaseSettings):
         if value:
             parse_declared(value)
         return value or None
+
+    @field_validator("job_queues")
+    @classmethod
+    def _job_queues_apart(cls, value: list[str]) -> list[str]:
+        """Check the job queues: at least one, valid names, none of the service worker's queues."""
+        if not value:
+            raise ValueError("list one or more queues for jobs, e.g. 'jobs' or 'jobs,gpu-a100'")
+        for name in value:
+            if not QUEUE_NAME_RE.match(name):
+                raise ValueError(f"queue name {name!r}: use 1-64 letters, digits and _ . -")
+            if name in SERVICE_QUEUES:
+                raise ValueError(
+                    f"queue {name!r} belongs to the service worker (webhooks and the reaper); "
+                    "training there would stall them, so name another queue for jobs"
+                )
+        return list(dict.fromkeys(value))
 
     @field_validator("webhook_retry_schedule_s")
     @classmethod

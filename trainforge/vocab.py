@@ -44,6 +44,8 @@ ENDPOINT_DISABLED_EVENT = "webhook.endpoint_disabled"
 JOBS_QUEUE = "jobs"
 WEBHOOKS_QUEUE = "webhooks"
 DEFAULT_QUEUE = "default"
+# What the service worker consumes: never a queue for training jobs.
+SERVICE_QUEUES: frozenset[str] = frozenset({WEBHOOKS_QUEUE, DEFAULT_QUEUE})
 
 # Task names: the API enqueues by name and never imports the worker.
 RUN_JOB = "trainforge.run_job"

@@ -32,7 +32,10 @@ def create_app() -> Celery:
     app = Celery("trainforge")
     app.conf.update(queue.celery_config(settings.redis_url))
     app.conf.update(
-        task_queues=[Queue(name) for name in (queue.JOBS_QUEUE, queue.WEBHOOKS_QUEUE, queue.DEFAULT_QUEUE)],
+        task_queues=[
+            Queue(name)
+            for name in dict.fromkeys([*settings.job_queues, queue.WEBHOOKS_QUEUE, queue.DEFAULT_QUEUE])
+        ],
         task_routes={**app.conf.task_routes, queue.REAP_JOBS: {"queue": queue.DEFAULT_QUEUE}},
         # A training run outlives any broker visibility timeout: acknowledge on receipt and let the
         # job's lease (not a redelivered message) decide who runs it.

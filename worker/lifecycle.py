@@ -38,8 +38,14 @@ def pool_parent_pid() -> int | None:
 
 
 def consumes_jobs(worker: Any) -> bool:
-    """Return whether the worker consumes a job queue (any queue but the service's and its own)."""
-    return bool(job_queues(consumed_queues(worker)))
+    """Return whether the worker consumes one of the job queues (TRAINFORGE_JOB_QUEUES)."""
+    from trainforge.settings import get_settings
+
+    try:
+        consumed = worker.app.amqp.queues.consume_from
+    except AttributeError:
+        return False
+    return any(name in consumed for name in get_settings().job_queues)
 
 
 @signals.worker_init.connect

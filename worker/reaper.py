@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import select
+
+from trainforge.db.models import Job
 from trainforge.db.session import session_scope
 from trainforge.jobs import lease
+from trainforge.jobs import limits as job_limits
 from trainforge.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -16,6 +20,15 @@ def reap(settings: Settings | None = None) -> list[lease.Reaped]:
     settings = settings or get_settings()
     with session_scope() as session:
         reaped = lease.reap_stale(session, settings.lease_timeout_s, settings.max_attempts)
+        # A reaped run frees its tenant's running slot: send the jobs that max_running_jobs held back.
+        ids = [item.job_id for item in reaped]
+        tenants: list[str] = (
+            list(session.execute(select(Job.tenant_id).where(Job.id.in_(ids)).distinct()).scalars())
+            if ids
+            else []
+        )
+        for tenant_id in tenants:
+            job_limits.wake_waiting(session, tenant_id, settings)
     for item in reaped:
         log.warning("job %s had a stale lease; now %s", item.job_id, item.status)
     return reaped

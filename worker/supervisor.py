@@ -1,6 +1,7 @@
 """The run_job supervisor: take the job's lease, start the training child, watch it, record how it ended.
 
-    take_lease (queued|retrying → running, job.started)      or drop the delivery: someone else has it
+    take_lease (queued|retrying → running, job.started)      or drop the delivery: someone else has it,
+                                                              or the tenant runs max_running_jobs already
         (on a registered worker: of the job placement names, trainforge/scheduling/placement.py)
     resolve the job's data/model/pretrained for its tenant    (refused now → failed with the reason)
     build the RunSpec (attempt, overrides, resume or not, world size, run folder) and start the child
@@ -9,6 +10,7 @@
         cancel notice on Redis, or status "cancelling" at a heartbeat → SIGTERM the group
         heartbeat every settings.heartbeat_interval_s            (lease lost → SIGKILL, record nothing)
         past the time limit                                       → SIGTERM the group
+        run folder over its disk quota (train.log over its cap: cut it) → SIGTERM the group
         SIGTERM sent more than the grace period ago               → SIGKILL the group
     record: succeeded | failed (trainer's message) | cancelled | retrying (stopped from outside)
 
@@ -17,6 +19,7 @@ Only the lease holder records an outcome; every write is one guarded UPDATE plus
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -34,22 +37,27 @@ from trainforge.db.models import Job
 from trainforge.db.session import session_scope
 from trainforge.errors import ServiceError
 from trainforge.jobs import lease
+from trainforge.jobs import limits as job_limits
 from trainforge.registry import builtin_trainers, module_allowed
 from trainforge.rundir import RunDir
 from trainforge.scheduling import placement
 from trainforge.settings import Settings, get_settings
+from trainforge.tenant_limits import Limits, limits_for
 from trainforge.vocab import JobStatus
 from worker import launcher
 from worker.cancel_watch import CancelWatch
 from worker.outcome import Outcome, clear_outcome, read_outcome
 from worker.runspec import RunSpec
+from worker.usage import UsageWatch
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.2
+# How often the run folder's size is summed (and train.log measured) while the child trains.
+USAGE_CHECK_S = 1.0
 
 # Why the supervisor stopped the child (None: it ended on its own).
-CANCEL, TIME, LOST, ORPHANED = "cancel", "time", "lease lost", "worker gone"
+CANCEL, TIME, DISK, LOST, ORPHANED = "cancel", "time", "disk", "lease lost", "worker gone"
 
 
 def new_owner() -> str:
@@ -57,15 +65,15 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def time_limit_s(overrides: dict[str, Any], settings: Settings) -> float | None:
+def time_limit_s(overrides: dict[str, Any], job_limit_s: float | None) -> float | None:
     """Return the wall-clock limit of a run in seconds, or None for no limit.
 
     The trainer stops itself after `time` hours; the margin on top only catches a hung run.
-    An operator-wide `job_time_limit_s` applies too; the lower limit wins.
+    The job time limit (`job_time_limit_s`, the operator's or the tenant's) applies too; the lower wins.
     """
     limits = []
-    if settings.job_time_limit_s:
-        limits.append(settings.job_time_limit_s)
+    if job_limit_s:
+        limits.append(job_limit_s)
     hours = overrides.get("time")
     if hours:
         limits.append(float(hours) * 3600 * 1.1 + 60)
@@ -99,8 +107,13 @@ class Verdict:
     error: str | None = None
 
 
-def decide(code: int, outcome: Outcome, reason: str | None, limit_s: float | None = None) -> Verdict:
-    """Decide how a run ended from the child's exit code, its outcome file and why we stopped it."""
+def decide(
+    code: int, outcome: Outcome, reason: str | None, limit_s: float | None = None, why: str | None = None
+) -> Verdict:
+    """Decide how a run ended from the child's exit code, its outcome file and why we stopped it.
+
+    `why` is the supervisor's own account of a stop for exceeding a limit (the disk quota).
+    """
     if code == launcher.UNKNOWN_EXIT and outcome.ok:
         code = 0  # the fork server vanished, but the child reported that train() returned
     finished = code == 0 and outcome.ok and outcome.stop_reason != "signal"
@@ -113,6 +126,10 @@ def decide(code: int, outcome: Outcome, reason: str | None, limit_s: float | Non
             return Verdict(JobStatus.SUCCEEDED)
         limit = f" of {limit_s:g} s" if limit_s else ""
         return Verdict(JobStatus.FAILED, f"the job ran past its time limit{limit} and was stopped")
+    if reason == DISK:
+        if finished and outcome.stop_reason is None:
+            return Verdict(JobStatus.SUCCEEDED)
+        return Verdict(JobStatus.FAILED, why or "the job went over its disk quota and was stopped")
     # Stopped by a SIGTERM nobody here sent (the worker is shutting down): resume it elsewhere. A child
     # still setting up has no handler yet, so the signal ends it outright.
     if (code == 0 and outcome.ok and outcome.stop_reason == "signal") or code == -signal.SIGTERM:
@@ -145,18 +162,26 @@ class Supervisor:
         self.grace_s = stop_grace_s or self.settings.stop_grace_s
         self.run_dir = RunDir.of(self.settings.artifacts_dir, self.job_id)
         self.reason: str | None = None
+        self.why: str | None = None
+        self.tenant_id: str | None = None
+        self.limits: Limits | None = None
+        # Why the tenant's limits keep the job waiting (max_running_jobs), when they do.
+        self.held: str | None = None
         self._term_at: float | None = None
 
     def run(self) -> str:
         """Supervise the job; return its final status, or why nothing was recorded."""
         spec = self._take()
+        if spec is None and self.held is not None:
+            log.info("job %s stays queued: %s", self.job_id, self.held)
+            return "held"
         if spec is None:
             log.info("job %s not taken: it is not waiting or another worker holds its lease", self.job_id)
             return "dropped"
         if isinstance(spec, Verdict):
             return self._record_verdict(spec, Outcome(), None)
         if self.limit_s is None:
-            self.limit_s = time_limit_s(spec.overrides, self.settings)
+            self.limit_s = time_limit_s(spec.overrides, self.limits.job_time_limit_s if self.limits else None)
         refusal = refuse_trainer(spec.trainer_ref, self.settings.trainer_modules)
         if refusal is not None:
             return self._record_verdict(Verdict(JobStatus.FAILED, refusal), Outcome(), None)
@@ -173,6 +198,8 @@ class Supervisor:
             code = self._watch(child)
         finally:
             child.close()
+        with contextlib.suppress(OSError):  # what the child wrote after the last check
+            self._usage().cut_log()
         return self._record(code)
 
     def _take(self) -> RunSpec | Verdict | None:
@@ -206,16 +233,35 @@ class Supervisor:
     def _claim(self, session: Session) -> str | None:
         """Take a lease: of the best job for this worker when it is registered, else of the named job."""
         if self.worker_id is not None and placement.is_registered(session, self.worker_id):
-            return placement.take_next(session, self.worker_id, self.owner)
-        if self.job_id and lease.take_lease(session, self.job_id, self.owner):
+            return placement.take_next(session, self.worker_id, self.owner, admit=self._admit)
+        if (
+            self.job_id
+            and self._admit(session, self.job_id)
+            and lease.take_lease(session, self.job_id, self.owner)
+        ):
             return self.job_id
         return None
+
+    def _admit(self, session: Session, job_id: str) -> bool:
+        """Return whether the job's tenant may start another run now; remember why not in `held`."""
+        tenant_id = session.execute(select(Job.tenant_id).where(Job.id == job_id)).scalar()
+        if tenant_id is None:
+            return False
+        limits = limits_for(session, tenant_id, self.settings)
+        held = job_limits.running_refusal(session, tenant_id, limits)
+        if held is not None:
+            self.held = held
+            return False
+        self.tenant_id, self.limits = tenant_id, limits
+        return True
 
     def _watch(self, child: launcher.Child) -> int:
         """Heartbeat and watch until the child exits; return its exit code."""
         cancel = CancelWatch(self.job_id)
+        usage = self._usage()
         started = time.monotonic()
         next_beat = started  # beat at once: a cancel may have arrived before we subscribed
+        next_usage = started + USAGE_CHECK_S
         try:
             while True:
                 code = child.wait(POLL_S)
@@ -229,6 +275,9 @@ class Supervisor:
                     self._beat(child)
                 if self.limit_s is not None and now - started > self.limit_s:
                     self._stop(child, TIME)
+                if now >= next_usage:
+                    next_usage = now + USAGE_CHECK_S
+                    self._check_usage(child, usage)
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     self._kill(child, ORPHANED)
                 if self._term_at is not None and now - self._term_at > self.grace_s:
@@ -253,6 +302,26 @@ class Supervisor:
         elif status == JobStatus.CANCELLING:
             self._stop(child, CANCEL)
 
+    def _usage(self) -> UsageWatch:
+        """Return the watch of this run's disk quota and log cap."""
+        limits = self.limits
+        return UsageWatch(
+            self.run_dir,
+            disk_quota_bytes=limits.job_disk_quota_bytes if limits else None,
+            log_max_bytes=limits.job_log_max_bytes if limits else None,
+        )
+
+    def _check_usage(self, child: launcher.Child, usage: UsageWatch) -> None:
+        """Cut an over-long log; stop the child when its files are over the disk quota."""
+        try:
+            over = usage.check()
+        except OSError as exc:  # a run folder on a flaky volume must not kill the supervisor
+            log.warning("job %s: measuring the run folder failed: %s", self.job_id, exc)
+            return
+        if over is not None and self.reason is None:
+            self.why = over
+            self._stop(child, DISK)
+
     def _stop(self, child: launcher.Child, reason: str) -> None:
         """Ask the child to stop at a batch boundary (SIGTERM to its group), once."""
         if self.reason is None:
@@ -273,13 +342,15 @@ class Supervisor:
         if self.reason in (LOST, ORPHANED):
             return self.reason
         outcome = read_outcome(self.run_dir) or Outcome()
-        verdict = decide(code, outcome, self.reason, self.limit_s)
+        verdict = decide(code, outcome, self.reason, self.limit_s, self.why)
         log.info("job %s: child exited with %d → %s", self.job_id, code, verdict.status)
         return self._record_verdict(verdict, outcome, code)
 
     def _record_verdict(self, verdict: Verdict, outcome: Outcome, code: int | None) -> str:
         """Move the job to the verdict's status with its event (and re-send it when retrying)."""
-        values: dict[str, Any] = {"stop_reason": outcome.stop_reason or _stop_reason(self.reason)}
+        # A stop for a limit is the supervisor's, though the child saw only a signal.
+        ours = _stop_reason(self.reason) if self.reason in (TIME, DISK) else None
+        values: dict[str, Any] = {"stop_reason": ours or outcome.stop_reason or _stop_reason(self.reason)}
         values.update({k: v for k, v in _progress_values(outcome).items() if v is not None})
         data: dict[str, Any] = {
             "exit_code": code,
@@ -299,6 +370,8 @@ class Supervisor:
             if moved and verdict.status is JobStatus.RETRYING:
                 resources = session.execute(select(Job.resources).where(Job.id == self.job_id)).scalar()
                 lease.send_run_job(session, self.job_id, resources)
+            if moved and self.tenant_id is not None:
+                job_limits.wake_waiting(session, self.tenant_id, self.settings)
         if not moved:
             log.warning("job %s: lease lost before recording %s", self.job_id, verdict.status)
             return LOST
@@ -307,7 +380,7 @@ class Supervisor:
 
 def _stop_reason(reason: str | None) -> str | None:
     """Return the stop_reason recorded when the child left none."""
-    return {CANCEL: "cancelled", TIME: "time limit"}.get(reason or "")
+    return {CANCEL: "cancelled", TIME: "time limit", DISK: "disk quota"}.get(reason or "")
 
 
 def _progress_values(outcome: Outcome) -> dict[str, Any]:

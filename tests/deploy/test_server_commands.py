@@ -41,6 +41,17 @@ def test_worker_with_beat_and_schedule():
         (["worker", "--concurrency", "0"], "--concurrency must be 1 or more"),
         (["api", "--port", "http"], "invalid int value: 'http'"),
         (["serve"], "invalid choice: 'serve'"),
+        (
+            ["worker", "--queues", "jobs,webhooks"],
+            "a worker runs either job queues or the service queues, not both: a training run would hold a "
+            "slot that webhook deliveries and the reaper need; start one worker with --queues jobs and "
+            "another with --queues webhooks,default",
+        ),
+        (
+            ["worker", "--queues", "gpu-a100"],
+            "queue 'gpu-a100' is neither a job queue (TRAINFORGE_JOB_QUEUES: jobs) nor a service queue "
+            "(default, webhooks)",
+        ),
     ],
 )
 def test_bad_arguments_say_what_is_wrong(args, message):

@@ -32,3 +32,18 @@ class SlowTrainer(ClassificationTrainer):
 def _pause(trainer: Any) -> None:
     """Stand in for a heavier batch."""
     time.sleep(0.1)
+
+
+class ChattyTrainer(SlowTrainer):
+    """A slowed-down classifier that prints a long numbered line after every batch (fills train.log)."""
+
+    def __init__(self, cfg: Any = None, overrides: Any = None, _callbacks: Any = None) -> None:
+        super().__init__(cfg=cfg, overrides=overrides, _callbacks=_callbacks)
+        self.batches_seen = 0
+        self.add_callback("on_train_batch_end", _chatter)
+
+
+def _chatter(trainer: Any) -> None:
+    """Print one ~1 KB line naming the batch."""
+    trainer.batches_seen += 1
+    print(f"chatty batch {trainer.batches_seen} " + "x" * 1000, flush=True)

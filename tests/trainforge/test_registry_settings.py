@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from trainforge.registry import TrainerError, resolve_trainer
@@ -92,3 +94,25 @@ def test_production_accepts_explicit_settings(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("TRAINFORGE_DATABASE_URL", "postgresql+psycopg://db/x")
     monkeypatch.setenv("TRAINFORGE_REDIS_URL", "redis://:pw@redis:6379/0")
     assert Settings().env == "production"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("jobs,default", "queue 'default' belongs to the service worker"),
+        ("webhooks", "queue 'webhooks' belongs to the service worker"),
+        ("", "list one or more queues for jobs"),
+        ("jobs,bad name", "queue name 'bad name': use 1-64 letters, digits and _ . -"),
+    ],
+)
+def test_job_queues_refuse_the_service_queues_and_bad_names(value, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Settings(job_queues=value)
+
+
+def test_limit_sizes_take_units():
+    settings = Settings(job_disk_quota_bytes="10G", job_log_max_bytes="64k", job_queues="jobs, gpu-a100")
+    assert (settings.job_disk_quota_bytes, settings.job_log_max_bytes) == (10 * 1024**3, 64 * 1024)
+    assert settings.job_queues == ["jobs", "gpu-a100"]
+    with pytest.raises(ValueError, match="'3X' is not a size"):
+        Settings(job_log_max_bytes="3X")

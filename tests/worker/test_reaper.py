@@ -53,3 +53,27 @@ def test_startup_reaps_a_stale_lease_and_resends_the_job(make_job, queues, setti
     with session_scope() as s:
         assert s.get(Job, stale).status == "retrying"
     assert client.llen(resources["queue"]) == 1
+
+
+def test_reaping_a_run_sends_the_job_its_tenants_running_limit_held(make_job, queues, settings_env) -> None:
+    from trainforge.auth import get_or_create_tenant
+    from trainforge.tenant_limits import set_limits
+
+    make, client = queues
+    tenant = f"held-{uuid.uuid4().hex[:8]}"
+    with session_scope() as s:
+        set_limits(s, get_or_create_tenant(s, tenant).id, {"max_running_jobs": 1})
+    stale_at = utcnow() - timedelta(hours=1)
+    make_job(
+        tenant=tenant,
+        status="running",
+        lease_owner="dead",
+        heartbeat_at=stale_at,
+        attempt=3,
+        resources=make(),
+    )
+    held = make_job(tenant=tenant, resources=make())
+    reaped = reaper.reap(settings_env)
+    assert [r.status.value for r in reaped] == ["failed"]  # past max_attempts: its slot is free now
+    with session_scope() as s:
+        assert client.llen(s.get(Job, held).resources["queue"]) == 1

@@ -87,7 +87,7 @@ def test_describe_exit_names_the_signal():
 def test_time_limit_is_the_lower_of_the_trainers_budget_and_the_operators(
     overrides, operator_limit, expected
 ):
-    assert time_limit_s(overrides, Settings(job_time_limit_s=operator_limit)) == expected
+    assert time_limit_s(overrides, operator_limit) == expected
 
 
 def test_time_limit_and_stop_grace_are_read_from_the_environment(monkeypatch):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from trainforge.vocab import JOBS_QUEUE
+from trainforge.vocab import SERVICE_QUEUES as SERVICE_QUEUE_SET
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_QUEUES = "webhooks,default"
@@ -104,10 +105,37 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def queues_problem(queues: list[str], job_queues: list[str]) -> str | None:
+    """Say what is wrong with a worker's queues: none, unknown ones, or job and service queues mixed."""
+    service = sorted(SERVICE_QUEUE_SET)
+    if not queues:
+        return f"give --queues: job queues ({', '.join(job_queues)}) or the service queues ({SERVICE_QUEUES})"
+    unknown = [q for q in queues if q not in job_queues and q not in SERVICE_QUEUE_SET]
+    if unknown:
+        return (
+            f"queue {unknown[0]!r} is neither a job queue (TRAINFORGE_JOB_QUEUES: {', '.join(job_queues)}) "
+            f"nor a service queue ({', '.join(service)})"
+        )
+    if any(q in job_queues for q in queues) and any(q in SERVICE_QUEUE_SET for q in queues):
+        return (
+            "a worker runs either job queues or the service queues, not both: a training run would hold a "
+            f"slot that webhook deliveries and the reaper need; start one worker with --queues "
+            f"{','.join(q for q in queues if q in job_queues)} and another with --queues {SERVICE_QUEUES}"
+        )
+    return None
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Become a Celery worker process (exec, so signals reach Celery directly)."""
     if args.concurrency < 1:
         print("trainforge worker: error: --concurrency must be 1 or more", file=sys.stderr)
+        return 2
+    from trainforge.settings import get_settings
+
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    problem = queues_problem(queues, get_settings().job_queues)
+    if problem:
+        print(f"trainforge worker: error: {problem}", file=sys.stderr)
         return 2
     argv = worker_argv(args)
     os.execv(argv[0], argv)

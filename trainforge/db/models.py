@@ -62,6 +62,19 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # None: the token never expires (`trainforge token create --expires 30d` sets it).
+    expires_at: Mapped[datetime | None]
+
+
+class TenantLimits(Base):
+    """A tenant's own limits, each replacing the operator's setting of the same name (see jobs/limits.py)."""
+
+    __tablename__ = "tenant_limits"
+
+    tenant_id: Mapped[str] = mapped_column(ID, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    # {"max_running_jobs": 2, "queues": ["jobs"], ...}: only the keys the operator set for this tenant.
+    limits: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Job(Base):

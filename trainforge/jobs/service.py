@@ -16,7 +16,7 @@ from trainforge.db.models import Job, JobTag
 from trainforge.db.session import savepoint
 from trainforge.db.types import new_id, utcnow
 from trainforge.errors import Conflict, Invalid
-from trainforge.jobs import repository
+from trainforge.jobs import limits, repository
 from trainforge.jobs.lease import send_run_job
 from trainforge.jobs.state import transition
 from trainforge.registry import TrainerError, resolve_trainer
@@ -93,6 +93,7 @@ def create_job(
     # Checked here so a bad reference is a 422 now; the worker resolves them again when the job runs.
     references.resolve_overrides(references.Context(session, tenant_id, settings, task), body.overrides)
     hooks = inline_webhooks([hook.model_dump() for hook in body.webhooks], settings)
+    limits.check_submission(session, tenant_id, body, task, settings)
     job = Job(
         id=new_id(),
         tenant_id=tenant_id,

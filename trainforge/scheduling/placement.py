@@ -16,6 +16,7 @@ finds runnable jobs with no message (`runnable_count`) and wakes the worker itse
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, or_, select, update
@@ -29,9 +30,8 @@ from trainforge.vocab import RUN_JOB, WAITING
 
 log = logging.getLogger(__name__)
 
-# Candidates read per round; more rounds only when every one of them was taken by a racing worker.
+# Candidates read at a time; more only when every one was refused or taken by a racing worker.
 BATCH = 8
-ROUNDS = 3
 
 # The order every placement and every "position" follows.
 PLACEMENT_ORDER = (Job.priority.desc(), Job.created_at, Job.id)
@@ -72,17 +72,24 @@ def lock_worker(session: Session, worker_id: str) -> Worker | None:
     return session.get(Worker, worker_id, populate_existing=True)
 
 
-def take_next(session: Session, worker_id: str, owner: str) -> str | None:
-    """Take the lease of the best job `worker_id` can run now; return its id, or None if there is none."""
+def take_next(
+    session: Session, worker_id: str, owner: str, admit: Callable[[Session, str], bool] | None = None
+) -> str | None:
+    """Take the lease of the best job `worker_id` can run now; return its id, or None if there is none.
+
+    `admit(session, job_id)` may refuse a candidate (its tenant runs as many jobs as it may); the
+    next one is tried, so one tenant at its limit does not hold back the others' jobs.
+    """
     worker = lock_worker(session, worker_id)
     if worker is None:
         return None
     _, held = registry.busy_gpus(session, worker_id)
-    query = runnable(worker, worker.gpus - held).limit(BATCH)
-    for _ in range(ROUNDS):
-        candidates = session.scalars(query).all()
+    query = runnable(worker, worker.gpus - held)
+    passed: list[str] = []
+    while True:
+        candidates = session.scalars(query.where(Job.id.not_in(passed)).limit(BATCH)).all()
         for job_id in candidates:
-            if lease.take_lease(session, job_id, owner):
+            if (admit is None or admit(session, job_id)) and lease.take_lease(session, job_id, owner):
                 session.execute(
                     update(Job)
                     .where(Job.id == job_id)
@@ -90,9 +97,9 @@ def take_next(session: Session, worker_id: str, owner: str) -> str | None:
                     .execution_options(synchronize_session=False)
                 )
                 return job_id
+            passed.append(job_id)
         if len(candidates) < BATCH:
             return None
-    return None
 
 
 def is_registered(session: Session, worker_id: str) -> bool:

@@ -1,0 +1,161 @@
+"""POST /v1/jobs per second for a tenant whose limits take the locked path vs. one with bounds only.
+
+One uvicorn API (the real app). Tenant "plain" has the operator's bounds only (overrides checked, no
+lock); tenant "limited" has max_queued_jobs (the tenant row locked and its waiting jobs counted in
+each submit) and post_rate_per_minute (one Redis EVAL per POST), both too high to refuse anything.
+Rounds alternate between the two so machine noise hits both alike; prints each round, the medians
+and their ratio (limited / plain).
+
+    python bench/submit_limits.py [--database-url URL] [--seconds 3] [--rounds 3] [--connections 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.api_status import start_server  # noqa: E402
+
+BODY = json.dumps(
+    {
+        "trainer": "classify",
+        "overrides": {"data": "synthetic:classify?train=64&val=16", "epochs": 3, "imgsz": 32},
+    }
+).encode()
+
+
+async def _client(port: int, token: str, stop_at: float, counts: list[int]) -> None:
+    """POST jobs over one keep-alive connection until `stop_at`, counting 202 answers."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = (
+        f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
+    ).encode() + BODY
+    try:
+        while time.monotonic() < stop_at:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
+            await reader.readexactly(int(length.split(b":")[1]))
+            counts[0 if head.startswith(b"HTTP/1.1 202") else 1] += 1
+    finally:
+        writer.close()
+
+
+def measure(port: int, token: str, seconds: float, connections: int) -> float:
+    """Return accepted POSTs per second for `seconds` of load."""
+    counts = [0, 0]
+
+    async def run() -> None:
+        stop_at = time.monotonic() + seconds
+        await asyncio.gather(*(_client(port, token, stop_at, counts) for _ in range(connections)))
+
+    start = time.monotonic()
+    asyncio.run(run())
+    if counts[1]:
+        raise RuntimeError(f"{counts[1]} POSTs were not accepted")
+    return counts[0] / (time.monotonic() - start)
+
+
+def prepare(url: str) -> tuple[str, str]:
+    """Migrate, create the two tenants' tokens and the limited tenant's row; return (plain, limited)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from trainforge.auth import create_token, get_or_create_tenant
+    from trainforge.db.session import session_scope
+    from trainforge.tenant_limits import set_limits
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "head")
+    with session_scope(url) as s:
+        plain = create_token(s, "plain")
+        limited = create_token(s, "limited")
+        set_limits(
+            s,
+            get_or_create_tenant(s, "limited").id,
+            {"max_queued_jobs": 10**6, "post_rate_per_minute": 10**6},
+        )
+    return plain, limited
+
+
+def main() -> int:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="trainforge-bench-"))
+    url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
+    pg_admin, pg_name = None, None
+    if url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        pg_name = f"tf_bench_{uuid.uuid4().hex[:8]}"
+        pg_admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with pg_admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{pg_name}"'))
+        url = make_url(url).set(database=pg_name).render_as_string(hide_password=False)
+    # A Redis database of its own: the run_job messages of the submitted jobs are dropped at the end.
+    redis_base = urlsplit(os.environ.get("TRAINFORGE_REDIS_URL", "redis://127.0.0.1:6379"))
+    redis_url = urlunsplit(redis_base._replace(path=f"/{random.randint(1, 15)}"))
+    env = {
+        "TRAINFORGE_DATABASE_URL": url,
+        "TRAINFORGE_ARTIFACTS_DIR": str(tmp / "a"),
+        "TRAINFORGE_REDIS_URL": redis_url,
+    }
+    proc = None
+    try:
+        plain, limited = prepare(url)
+        proc, port = start_server("api.main:app", env)
+        measure(port, plain, 1.0, args.connections)  # warm up both paths
+        measure(port, limited, 1.0, args.connections)
+        rates: dict[str, list[float]] = {"plain": [], "limited": []}
+        for round_ in range(args.rounds):
+            for name, token in (("plain", plain), ("limited", limited))[:: 1 if round_ % 2 == 0 else -1]:
+                rates[name].append(measure(port, token, args.seconds, args.connections))
+            print(
+                f"round {round_ + 1}: plain {rates['plain'][-1]:.0f}/s  limited {rates['limited'][-1]:.0f}/s"
+            )
+        p, lim = statistics.median(rates["plain"]), statistics.median(rates["limited"])
+        print(f"median: plain {p:.0f} POST/s, limited {lim:.0f} POST/s, ratio {lim / p:.2f}")
+        print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}  database: {url.split(':')[0]}")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        if pg_admin is not None:
+            from sqlalchemy import text
+
+            from trainforge.db.session import dispose_engines
+
+            dispose_engines()
+            with pg_admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
