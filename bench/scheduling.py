@@ -215,6 +215,7 @@ def stack_env(placement: bool) -> dict[str, str]:
         "TRAINFORGE_PLACEMENT": "1" if placement else "0",
         "TRAINFORGE_TRAINER_MODULES": "bench.,tests.",
         "TRAINFORGE_WORKER_DEVICES": "cpu",
+        "TRAINFORGE_JOB_QUEUES": ",".join(["jobs", *QUEUES]),
     }
 
 

@@ -31,7 +31,7 @@ FRESH_CHILDREN = {"TRAINFORGE_FORK_SERVER": "0"}
 @pytest.fixture(scope="module")
 def service_env(service_env: dict[str, str]) -> dict[str, str]:
     """The module's environment with the workers' short lease timeout, so the API drops dead workers soon."""
-    return {**service_env, **FAST_INTERVALS}
+    return {**service_env, **FAST_INTERVALS, "TRAINFORGE_JOB_QUEUES": f"jobs,{QUEUE},{SOLO}"}
 
 
 @pytest.fixture(scope="module")

@@ -183,3 +183,20 @@ def test_detect_asks_torch_in_a_subprocess_and_never_here() -> None:
     else:
         assert found.kind == "cuda" and found.gpus >= 1 and (found.memory_gb or 0) > 0
     assert ("torch" in sys.modules) == had_torch
+
+
+def test_a_refused_candidate_is_passed_over_for_the_next(make_job, queue_name, add_worker) -> None:
+    worker = add_worker([queue_name])
+    limited = [make_job(tenant="at-its-limit", queue=queue_name, priority=9) for _ in range(10)]
+    other = make_job(queue=queue_name, priority=0)
+    refused: list[str] = []
+
+    def admit(session, job_id: str) -> bool:
+        if job_id in limited:
+            refused.append(job_id)
+            return False
+        return True
+
+    with session_scope() as s:
+        assert placement.take_next(s, worker, "owner", admit=admit) == other
+    assert sorted(refused) == sorted(limited)  # every one was asked once, past the first batch of 8
