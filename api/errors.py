@@ -57,7 +57,8 @@ async def validation_error(_request: Request, exc: RequestValidationError) -> JS
 
 async def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
     """Answer a service error with its own status and message."""
-    return JSONResponse({"detail": exc.detail, **exc.extra}, status_code=exc.status_code)
+    headers = getattr(exc, "headers", None)  # e.g. Retry-After on a 429
+    return JSONResponse({"detail": exc.detail, **exc.extra}, status_code=exc.status_code, headers=headers)
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

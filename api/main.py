@@ -11,7 +11,19 @@ from fastapi import FastAPI
 
 from api import errors
 from api.middleware import BodyLimitMiddleware
-from api.routes import artifacts, deliveries, events, health, jobs, logs, trainers, webhooks, workers
+from api.routes import (
+    artifacts,
+    datasets,
+    deliveries,
+    events,
+    health,
+    jobs,
+    logs,
+    models,
+    trainers,
+    webhooks,
+    workers,
+)
 from api.ui.routes import install as install_ui
 from trainforge import __version__
 from trainforge.settings import Settings, get_settings
@@ -40,8 +52,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.redis = None
     errors.install(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    for module in (health, jobs, events, logs, artifacts, trainers, webhooks, deliveries, workers):
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        upload_max_bytes=settings.upload_max_bytes,
+        upload_paths=("/v1/datasets", "/v1/models"),
+    )
+    modules = (
+        health,
+        jobs,
+        events,
+        logs,
+        artifacts,
+        trainers,
+        webhooks,
+        deliveries,
+        datasets,
+        models,
+        workers,
+    )
+    for module in modules:
         app.include_router(module.router)
     install_ui(app)
     return app

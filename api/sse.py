@@ -3,7 +3,8 @@
 Order matters: subscribing before the replay means an event committed during the replay is either
 in the replay or arrives on the channel; duplicates are dropped by seq. When Redis is silent for
 `sse_poll_s` the stream re-reads the DB, so a lost message (or a Redis outage) delays an event but
-never loses it. The stream ends after the job's terminal event.
+never loses it. The stream ends after the job's terminal event, or cleanly at the end of its
+lifetime (`api.streams`): the client reconnects with Last-Event-ID and the replay goes on from there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from api.deps import open_session
+from api.streams import StreamLease
 from trainforge.events import event_json, list_events
 from trainforge.jobs import repository
 from trainforge.pubsub import events_channel
@@ -46,16 +48,28 @@ def sse_message(event: dict[str, Any]) -> dict[str, Any]:
 class EventStream:
     """One client's stream of one job's events after seq `after`."""
 
-    def __init__(self, settings: Settings, redis: aioredis.Redis | None, job_id: str, after: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: aioredis.Redis | None,
+        job_id: str,
+        after: int,
+        lease: StreamLease | None = None,
+    ) -> None:
         self.settings = settings
         self.redis = redis
         self.job_id = job_id
         self.last = after
         self.done = False
+        self.lease = lease
+
+    def _over(self) -> bool:
+        """Return whether the stream must end: the job ended, or the stream's lifetime ran out."""
+        return self.done or (self.lease is not None and self.lease.expired())
 
     async def _catch_up(self) -> AsyncIterator[dict[str, Any]]:
         """Yield every persisted event after the last one sent."""
-        while not self.done:
+        while not self._over():
             events, ended = await anyio.to_thread.run_sync(_load, self.settings, self.job_id, self.last)
             for event in events:
                 for message in self._accept(event):
@@ -75,18 +89,23 @@ class EventStream:
         return [sse_message(event)]
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        """Yield SSE messages until the job's terminal event (or the client goes away)."""
-        pubsub = await self._subscribe()
+        """Yield SSE messages until the job's terminal event, the stream's lifetime, or the client leaves."""
+        pubsub = None
         try:
+            pubsub = await self._subscribe()
             async for message in self._catch_up():
                 yield message
-            while not self.done:
+            while not self._over():
+                if self.lease is not None:
+                    await self.lease.keep()
                 event = await self._next_live(pubsub)
                 if event is None or event["seq"] > self.last + 1:
                     # Silence, or a gap: the DB has whatever Redis did not bring.
                     async for message in self._catch_up():
                         yield message
-                    if event is None:
+                    # A catch-up cut short by the lifetime leaves a gap before this event: skip it,
+                    # the client's resume replays it in order.
+                    if event is None or event["seq"] > self.last + 1:
                         continue
                 for message in self._accept(event):
                     yield message
@@ -95,6 +114,14 @@ class EventStream:
                 with anyio.CancelScope(shield=True):
                     with contextlib.suppress(RedisError, OSError):
                         await pubsub.aclose()
+            if self.lease is not None:
+                await self.lease.close()
+
+    def _wait_s(self) -> float:
+        """Return how long to wait for a live event: the poll period, cut to the stream's time left."""
+        if self.lease is None:
+            return self.settings.sse_poll_s
+        return max(0.01, min(self.settings.sse_poll_s, self.lease.left_s()))
 
     async def _subscribe(self) -> Any:
         """Subscribe to the job's channel; None when Redis is unreachable (then the DB is polled)."""
@@ -112,10 +139,10 @@ class EventStream:
     async def _next_live(self, pubsub: Any) -> dict[str, Any] | None:
         """Wait up to sse_poll_s for the next published event of this job."""
         if pubsub is None:
-            await anyio.sleep(self.settings.sse_poll_s)
+            await anyio.sleep(self._wait_s())
             return None
         try:
-            message = await pubsub.get_message(timeout=self.settings.sse_poll_s)
+            message = await pubsub.get_message(timeout=self._wait_s())
         except (RedisError, OSError) as exc:
             log.warning("SSE for job %s lost Redis (%s); polling the database", self.job_id, exc)
             await anyio.sleep(self.settings.sse_poll_s)

@@ -151,6 +151,8 @@ def service_env(database_url: str, redis_url: str, tmp_path_factory) -> dict[str
         "TRAINFORGE_DATABASE_URL": database_url,
         "TRAINFORGE_REDIS_URL": redis_url,
         "TRAINFORGE_ARTIFACTS_DIR": str(tmp_path_factory.mktemp("artifacts")),
+        "TRAINFORGE_STORAGE_DIR": str(tmp_path_factory.mktemp("storage")),
+        "TRAINFORGE_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
         "TRAINFORGE_WEBHOOK_ALLOW": "127.0.0.0/8,::1/128,localhost",
         "TRAINFORGE_TRAINER_MODULES": "tests.",
         "TRAINER_ENGINE_DATA_DIR": str(tmp_path_factory.mktemp("datasets")),

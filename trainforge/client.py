@@ -13,10 +13,13 @@ carrying the HTTP status and the API's own message.
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
@@ -25,6 +28,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from trainforge.datasets.schemas import DatasetPublic, DatasetsPublic, ModelPublic, ModelsPublic
 from trainforge.schemas import (
     ArtifactsPublic,
     EventPublic,
@@ -293,15 +297,43 @@ class TrainforgeClient:
         response = self._request("GET", f"/v1/jobs/{_seg(job_id)}/logs")
         return response.text
 
-    def _follow_logs(self, job_id: str) -> Iterator[str]:
+    def _follow_logs(self, job_id: str, max_reconnect_s: float = 300.0) -> Iterator[str]:
+        """Yield the log's text as it is written, following again from the byte reached when cut.
+
+        The server ends a followed log when the job has ended, or earlier at the end of the stream's
+        lifetime (or a dropped connection); then the client asks again with `offset` = the bytes it
+        has, so no byte is repeated or skipped, until a stream that began after the job had ended.
+        """
         timeout = httpx.Timeout(10.0, read=None)  # a quiet trainer may log nothing for minutes
         url = f"/v1/jobs/{_seg(job_id)}/logs"
-        try:
-            with self._http.stream("GET", url, params={"follow": "true"}, timeout=timeout) as response:
-                _raise_for_status(response, read=True)
-                yield from response.iter_text()
-        except httpx.TransportError as exc:
-            raise _as_error(exc, self.base_url) from exc
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        offset: int | None = None
+        delay, down_since = 0.5, None
+        while True:
+            ended_before = offset is not None and self._ended(job_id)
+            params = {"follow": "true"} if offset is None else {"follow": "true", "offset": str(offset)}
+            try:
+                with self._http.stream("GET", url, params=params, timeout=timeout) as response:
+                    _raise_for_status(response, read=True)
+                    offset = int(response.headers.get("x-log-offset") or offset or 0)
+                    for chunk in response.iter_bytes():
+                        offset += len(chunk)
+                        delay, down_since = 0.5, None
+                        text = decoder.decode(chunk)
+                        if text:
+                            yield text
+            except (httpx.TransportError, TrainforgeError) as exc:
+                down_since = down_since or time.monotonic()
+                if not _retryable(exc) or time.monotonic() - down_since > max_reconnect_s:
+                    raise _as_error(exc, self.base_url) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if ended_before:
+                rest = decoder.decode(b"", final=True)
+                if rest:
+                    yield rest
+                return
 
     def artifacts(self, job_id: str) -> JSONList:
         """List the job's artifacts (best.pt, last.pt, results.csv, ...)."""
@@ -329,6 +361,117 @@ class TrainforgeClient:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return target
+
+    # -- datasets and models -----------------------------------------------------------------
+
+    def upload_dataset(
+        self,
+        path: str | os.PathLike[str],
+        name: str,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        retries: int = 3,
+    ) -> JSON:
+        """Upload a folder (packed as a zip on the fly), a .zip or a .tar.gz as a new version of `name`."""
+        source = Path(path)
+        if source.is_dir():
+            with tempfile.TemporaryDirectory(prefix="trainforge-pack-") as scratch:
+                packed = pack_folder(source, Path(scratch) / f"{source.name}.zip")
+                return self._upload("datasets", packed, name, progress, retries)
+        if not source.is_file():
+            raise TrainforgeError(f"{source}: no such file or folder")
+        if not source.name.endswith(DATASET_SUFFIXES):
+            raise TrainforgeError(
+                f"{source}: upload a folder, a .zip or a .tar.gz (got {source.suffix or 'no suffix'})"
+            )
+        return self._upload("datasets", source, name, progress, retries)
+
+    def upload_model(
+        self,
+        path: str | os.PathLike[str],
+        name: str,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        retries: int = 3,
+    ) -> JSON:
+        """Upload a checkpoint file as a new version of model `name`."""
+        source = Path(path)
+        if not source.is_file():
+            raise TrainforgeError(f"{source}: no such file; give the path of a .pt checkpoint")
+        return self._upload("models", source, name, progress, retries)
+
+    def datasets(self, name: str | None = None) -> JSONList:
+        """Return the tenant's dataset versions, newest first."""
+        return self._uploads("datasets", name)
+
+    def dataset(self, ref: str) -> JSON:
+        """Return one dataset version (id, name for the newest, or name@version) with its report."""
+        return _dump(self._parse(DatasetPublic, "GET", f"/v1/datasets/{_seg(ref)}"))
+
+    def delete_dataset(self, ref: str) -> None:
+        """Delete one dataset version (id or name@version)."""
+        self._request("DELETE", f"/v1/datasets/{_seg(ref)}")
+
+    def models(self, name: str | None = None) -> JSONList:
+        """Return the tenant's uploaded model versions, newest first."""
+        return self._uploads("models", name)
+
+    def model(self, ref: str) -> JSON:
+        """Return one uploaded model version."""
+        return _dump(self._parse(ModelPublic, "GET", f"/v1/models/{_seg(ref)}"))
+
+    def delete_model(self, ref: str) -> None:
+        """Delete one model version (id or name@version)."""
+        self._request("DELETE", f"/v1/models/{_seg(ref)}")
+
+    def wait_ready(self, kind: str, ref: str, timeout: float | None = 600.0, poll_s: float = 0.5) -> JSON:
+        """Poll a dataset or model (`kind` datasets|models) until validation ends; return it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        read = self.dataset if kind == "datasets" else self.model
+        while True:
+            row = read(ref)
+            if row.get("status") in ("ready", "invalid"):
+                return row
+            if deadline is not None and time.monotonic() > deadline:
+                raise TrainforgeError(f"{kind[:-1]} {ref} still {row.get('status')} after {timeout:g} s")
+            time.sleep(poll_s)
+
+    def _uploads(self, kind: str, name: str | None) -> JSONList:
+        model: type[DatasetsPublic | ModelsPublic] = DatasetsPublic if kind == "datasets" else ModelsPublic
+        page = self._parse(model, "GET", f"/v1/{kind}", params={"name": name} if name else None)
+        return [_dump(item) for item in page.data]
+
+    def _upload(
+        self, kind: str, source: Path, name: str, progress: Callable[[int, int], None] | None, retries: int
+    ) -> JSON:
+        """Stream `source` with its SHA-256; start again from the first byte when the connection fails.
+
+        A version of `name` with the same SHA-256 that is not invalid is that upload already done
+        (an earlier attempt whose answer was lost): it is returned instead of uploading again.
+        """
+        digest, size = file_sha256(source)
+        model = DatasetPublic if kind == "datasets" else ModelPublic
+        for attempt in range(retries + 1):
+            existing = [row for row in self._uploads(kind, name) if row["sha256"] == digest]
+            if existing and existing[0]["status"] != "invalid":
+                return existing[0]
+            try:
+                return _dump(
+                    self._parse(
+                        model,
+                        "POST",
+                        f"/v1/{kind}",
+                        params={"name": name, "sha256": digest},
+                        content=_read_chunks(source, size, progress),
+                        headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
+                        timeout=httpx.Timeout(30.0, write=300.0, read=300.0),
+                    )
+                )
+            except TrainforgeError as exc:
+                if attempt == retries or not _retryable(exc):
+                    raise
+            time.sleep(min(2.0**attempt, 10.0))
+        raise AssertionError("unreachable")
 
     def trainers(self) -> JSONList:
         """List the trainers this server can run, each with the override keys it accepts."""
@@ -384,6 +527,43 @@ class TrainforgeClient:
             raise _as_error(exc, self.base_url) from exc
         _raise_for_status(response)
         return response
+
+
+DATASET_SUFFIXES = (".zip", ".tar.gz", ".tgz")
+_CHUNK = 1024 * 1024
+
+
+def pack_folder(folder: Path, target: Path) -> Path:
+    """Zip `folder` (entries under its own name, hidden files left out) into `target`; return it."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            relative = path.relative_to(folder)
+            if any(part.startswith(".") for part in relative.parts) or path.is_symlink():
+                continue
+            if path.is_file():
+                archive.write(path, f"{folder.name}/{relative.as_posix()}")
+    return target
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """Return the SHA-256 (hex) and size of a file, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as source:
+        while chunk := source.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _read_chunks(path: Path, size: int, progress: Callable[[int, int], None] | None) -> Iterator[bytes]:
+    """Yield a file in chunks, reporting (bytes sent, total) after each."""
+    sent = 0
+    with open(path, "rb") as source:
+        while chunk := source.read(_CHUNK):
+            sent += len(chunk)
+            yield chunk
+            if progress is not None:
+                progress(sent, size)
 
 
 def _seg(value: str) -> str:

@@ -32,3 +32,18 @@ class Invalid(ServiceError):
     """The request is well-formed but its content cannot be accepted."""
 
     status_code = 422
+
+
+class TooManyRequests(ServiceError):
+    """The caller holds as much of a shared resource as it may; `retry_after_s` says when to try again."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after_s: int, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Return the Retry-After header of the answer."""
+        return {"Retry-After": str(self.retry_after_s)}

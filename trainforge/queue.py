@@ -22,6 +22,8 @@ from trainforge.vocab import (
     REAP_JOBS,
     RUN_JOB,
     SWEEP_WEBHOOKS,
+    VALIDATE_DATASET,
+    VALIDATE_MODEL,
     WEBHOOKS_QUEUE,
 )
 
@@ -35,6 +37,8 @@ __all__ = [
     "REAP_JOBS",
     "RUN_JOB",
     "SWEEP_WEBHOOKS",
+    "VALIDATE_DATASET",
+    "VALIDATE_MODEL",
     "WEBHOOKS_QUEUE",
     "celery_config",
     "get_producer",
@@ -42,7 +46,13 @@ __all__ = [
     "send_after_commit",
 ]
 
-TASK_QUEUES = {RUN_JOB: JOBS_QUEUE, DELIVER_WEBHOOK: WEBHOOKS_QUEUE, SWEEP_WEBHOOKS: WEBHOOKS_QUEUE}
+TASK_QUEUES = {
+    RUN_JOB: JOBS_QUEUE,
+    DELIVER_WEBHOOK: WEBHOOKS_QUEUE,
+    SWEEP_WEBHOOKS: WEBHOOKS_QUEUE,
+    VALIDATE_DATASET: DEFAULT_QUEUE,
+    VALIDATE_MODEL: DEFAULT_QUEUE,
+}
 
 _producers: dict[str, Celery] = {}
 _lock = threading.Lock()

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from trainforge.settings import MAX_WEBHOOKS_PER_JOB
 from trainforge.vocab import JOBS_QUEUE
 
 TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/=-]{0,99}$"
@@ -98,7 +99,7 @@ class JobCreate(Strict):
     task: Literal["classify", "detect"] | None = Field(
         default=None, description="The task of a custom trainer (validates task-specific overrides)."
     )
-    webhooks: list[JobWebhook] = Field(default_factory=list, max_length=20)
+    webhooks: list[JobWebhook] = Field(default_factory=list, max_length=MAX_WEBHOOKS_PER_JOB)
     resources: Resources = Field(default_factory=Resources)
     priority: int = Field(default=0, ge=0, le=9)
     name: str | None = Field(default=None, max_length=200)

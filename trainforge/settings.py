@@ -20,6 +20,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (Standard Webhooks' suggested schedule).
 DEFAULT_WEBHOOK_RETRY_SCHEDULE_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
+# The most inline webhooks a job body may list at all; TRAINFORGE_WEBHOOK_MAX_PER_JOB sets the cap below it.
+MAX_WEBHOOKS_PER_JOB = 100
+
 CommaList = Annotated[list[str], NoDecode]
 QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
@@ -62,6 +65,11 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = DEFAULT_REDIS_URL
     artifacts_dir: Path = Path("./.trainforge/artifacts")
+    # Uploaded datasets and models, content-addressed (the shared volume in production).
+    storage_dir: Path = Path("./.trainforge/storage")
+    # A worker's own disk: extracted datasets by content hash, and the engine's label caches.
+    cache_dir: Path = Path("./.trainforge/cache")
+    cache_max_bytes: int = Field(default=50 * 1024**3, gt=0, description="Extracted sets kept, LRU.")
     # Module prefixes from which "package.module:Class" trainers may be loaded ("mypkg" allows mypkg.*).
     trainer_modules: CommaList = Field(default_factory=list)
     # CIDRs or host names webhooks may reach although they are private/loopback (e.g. "127.0.0.0/8").
@@ -100,6 +108,11 @@ class Settings(BaseSettings):
     post_rate_per_minute: int | None = Field(default=None, gt=0, description="POSTs per token.")
 
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    upload_max_bytes: int = Field(default=10 * 1024**3, gt=0, description="One dataset or model upload.")
+    # Archive limits: what an uploaded .zip/.tar.gz may hold once unpacked (zip bombs stop here).
+    archive_max_files: int = Field(default=200_000, gt=0)
+    archive_max_bytes: int = Field(default=50 * 1024**3, gt=0, description="Unpacked size of one archive.")
+    archive_max_ratio: float = Field(default=200.0, gt=1, description="Unpacked size over archive size.")
     page_size: int = Field(default=50, ge=1)
     max_page_size: int = Field(default=500, ge=1)
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
@@ -116,6 +129,25 @@ class Settings(BaseSettings):
     webhook_sweep_interval_s: float = Field(default=5.0, gt=0)
     webhook_disable_after_s: float = Field(default=5 * 24 * 3600.0, gt=0)
     webhook_secret_grace_s: float = Field(default=24 * 3600.0, ge=0)
+    # Fairness: a slow or hostile receiver holds a worker process per attempt, for up to
+    # webhook_timeout_s. These caps bound how many one receiver and one tenant hold at once, across
+    # every webhooks worker; keep the tenant's below the workers' total processes.
+    webhook_endpoint_in_flight: int = Field(
+        default=4, ge=1, description="Attempts to one receiver (endpoint, or a job webhook's URL) at once."
+    )
+    webhook_tenant_in_flight: int = Field(
+        default=4, ge=1, description="A tenant's share of delivery slots: its attempts running at once."
+    )
+    webhook_max_endpoints: int = Field(default=20, ge=0, description="Webhook endpoints per tenant.")
+    webhook_max_per_job: int = Field(
+        default=10, ge=0, le=MAX_WEBHOOKS_PER_JOB, description="Inline webhooks in one job."
+    )
+
+    # Streams (SSE events and followed logs): a per-tenant cap shared by every API process, and a
+    # lifetime after which the server ends a stream cleanly (clients reconnect where they were).
+    stream_max_per_tenant: int = Field(default=20, ge=1, description="Open streams of one tenant.")
+    stream_max_lifetime_s: float = Field(default=1800.0, gt=0, description="Seconds before a stream ends.")
+    log_tail_max_bytes: int = Field(default=1_048_576, ge=1, description="Largest ?tail= of a log.")
 
     _split = field_validator(
         "trainer_modules",

@@ -52,6 +52,19 @@ RUN_JOB = "trainforge.run_job"
 REAP_JOBS = "trainforge.reap_jobs"
 DELIVER_WEBHOOK = "trainforge.deliver_webhook"
 SWEEP_WEBHOOKS = "trainforge.sweep_webhooks"
+# Validation of an upload runs on the service queue, never in the API process.
+VALIDATE_DATASET = "trainforge.validate_dataset"
+VALIDATE_MODEL = "trainforge.validate_model"
+
+
+class UploadStatus(StrEnum):
+    """Where an uploaded dataset or model stands: uploading → validating → ready | invalid."""
+
+    UPLOADING = "uploading"
+    VALIDATING = "validating"
+    READY = "ready"
+    INVALID = "invalid"
+
 
 # Delivery statuses of a webhook delivery row.
 DELIVERY_STATUSES: tuple[str, ...] = ("pending", "succeeded", "failed")

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from trainer_engine.data.cache import LABEL_CACHE_ENV
 from trainforge.db.session import dispose_engines, session_scope
 from trainforge.pubsub import get_redis, reset_clients
 from worker.bridge import EventBridge, plain
@@ -109,6 +110,8 @@ def run(spec: RunSpec) -> int:
 def _train(spec: RunSpec, bridge: EventBridge | None, timings: dict[str, float]) -> Outcome:
     """Build the trainer, attach the bridge, re-emit the checkpoint epoch on resume, train; report."""
     _warm_connections()
+    if spec.label_cache_dir:
+        os.environ[LABEL_CACHE_ENV] = spec.label_cache_dir
     trainer_cls = load_trainer(spec.trainer_ref)
     log.info("job %s: %s with %s", spec.job_id, spec.trainer_ref, spec.overrides)
     timings["trainer_loaded"] = time.time()

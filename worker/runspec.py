@@ -33,6 +33,8 @@ class RunSpec:
     run_dir: RunDir
     # The process whose death must end this run (fresh interpreters cannot inherit a connection).
     supervisor_pid: int = field(default_factory=os.getpid)
+    # Where the engine writes label caches (the worker's cache dir, never a dataset folder).
+    label_cache_dir: str | None = None
 
     @classmethod
     def build(

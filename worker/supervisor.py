@@ -26,7 +26,7 @@ import signal
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -44,7 +44,7 @@ from trainforge.scheduling import placement
 from trainforge.settings import Settings, get_settings
 from trainforge.tenant_limits import Limits, limits_for
 from trainforge.vocab import JobStatus
-from worker import launcher
+from worker import inputs, launcher
 from worker.cancel_watch import CancelWatch
 from worker.outcome import Outcome, clear_outcome, read_outcome
 from worker.runspec import RunSpec
@@ -185,6 +185,26 @@ class Supervisor:
         refusal = refuse_trainer(spec.trainer_ref, self.settings.trainer_modules)
         if refusal is not None:
             return self._record_verdict(Verdict(JobStatus.FAILED, refusal), Outcome(), None)
+        try:
+            prepared = inputs.prepare(self.job_id, spec.overrides, self.settings)
+        except inputs.InputError as exc:
+            return self._record_verdict(Verdict(JobStatus.FAILED, str(exc)), Outcome(), None)
+        try:
+            return self._run_child(self._with_inputs(spec, prepared))
+        finally:
+            prepared.release()
+
+    def _with_inputs(self, spec: RunSpec, prepared: inputs.Prepared) -> RunSpec:
+        """Return the spec with local dataset/model paths; note in the job's log what was used."""
+        if prepared.lines:
+            self.run_dir.path.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir.log, "a") as log_file:
+                log_file.writelines(f"trainforge: {line}\n" for line in prepared.lines)
+        label_dir = str(inputs.worker_cache(self.settings).label_dir)
+        return replace(spec, overrides=prepared.overrides, label_cache_dir=label_dir)
+
+    def _run_child(self, spec: RunSpec) -> str:
+        """Start the training child, watch it to its end and record the outcome."""
         clear_outcome(self.run_dir)
         try:
             child = launcher.start_child(spec)
@@ -216,8 +236,10 @@ class Supervisor:
             columns = (Job.trainer_ref, Job.overrides, Job.resources, Job.attempt, Job.tenant_id, Job.task)
             row = session.execute(select(*columns).where(Job.id == self.job_id)).one()
             ctx = references.Context(session, row.tenant_id, self.settings, row.task)
+            # dataset:/model: names are pinned to the versions recorded at submit before resolving.
+            pinned = inputs.pin(session, self.job_id, dict(row.overrides or {}))
             try:
-                overrides = references.resolve_overrides(ctx, dict(row.overrides or {}))
+                overrides = references.resolve_overrides(ctx, pinned)
             except ServiceError as exc:
                 return Verdict(JobStatus.FAILED, exc.detail)
         return RunSpec.build(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Task
 
 from trainforge import queue
+from trainforge.settings import get_settings
 from worker import lifecycle, reaper
 from worker.celery_app import app
 from worker.registration import placement_enabled
@@ -25,3 +26,19 @@ def run_job(self: Task, job_id: str | None = None) -> str:
 def reap_jobs() -> int:
     """Re-queue jobs whose worker stopped heartbeating; return how many moved."""
     return len(reaper.reap())
+
+
+@app.task(name=queue.VALIDATE_DATASET, ignore_result=True)
+def validate_dataset(dataset_id: str) -> str:
+    """Unpack and check an uploaded dataset; record ready or invalid with its report."""
+    from worker import validation  # the engine's readers load torch: only in the process that validates
+
+    return validation.validate_dataset(dataset_id, get_settings())
+
+
+@app.task(name=queue.VALIDATE_MODEL, ignore_result=True)
+def validate_model(model_id: str) -> str:
+    """Check that an uploaded model loads safely; record ready or invalid."""
+    from worker import validation
+
+    return validation.validate_model(model_id, get_settings())

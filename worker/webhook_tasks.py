@@ -25,7 +25,7 @@ def warm_pool_process(**_: Any) -> None:
 
 @app.task(name=queue.DELIVER_WEBHOOK, ignore_result=True)
 def deliver_webhook(delivery_id: str) -> str:
-    """Attempt one delivery now if it is due and not claimed; return what happened."""
+    """Attempt one delivery now if it is due, not claimed and its receiver and tenant have a free slot."""
     return dispatch.deliver(delivery_id)
 
 

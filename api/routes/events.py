@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
-from api.deps import JobDep, SessionDep, SettingsDep
+from api.deps import CurrentTenant, JobDep, SessionDep, SettingsDep
 from api.sse import EventStream
+from api.streams import StreamLease
 from trainforge.errors import Invalid
 from trainforge.events import event_json, list_events
 from trainforge.schemas import EventsPublic
@@ -52,6 +53,7 @@ def _event_types(types: list[str] | None) -> list[str]:
 def job_events(
     request: Request,
     job: JobDep,
+    principal: CurrentTenant,
     session: SessionDep,
     settings: SettingsDep,
     after: Annotated[
@@ -65,10 +67,15 @@ def job_events(
         Query(description="Only events of these types (repeatable); JSON pages only, not the stream."),
     ] = None,
 ) -> Any:
-    """List a job's events in order; with `Accept: text/event-stream`, stream them live."""
+    """List a job's events in order; with `Accept: text/event-stream`, stream them live.
+
+    A stream ends after the job's terminal event, or at the end of its lifetime (reconnect with
+    Last-Event-ID); 429 with Retry-After while the tenant has as many streams open as allowed.
+    """
     start = _resume_point(after, last_event_id)
     if accept and "text/event-stream" in accept:
-        stream = EventStream(settings, request.app.state.redis, job.id, start)
+        lease = StreamLease.open(settings, principal.tenant_id, "events")
+        stream = EventStream(settings, request.app.state.redis, job.id, start, lease)
         return EventSourceResponse(
             stream.__aiter__(),
             ping=int(max(1, settings.sse_heartbeat_s)),

@@ -9,6 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import CurrentTenant, JobDep, SessionDep, SettingsDep
 from api.presenters import job_links, job_public
+from trainforge.datasets import repository as uploads
+from trainforge.datasets.schemas import JobInputPublic, JobInputsPublic
 from trainforge.db.session import get_read_engine
 from trainforge.errors import Invalid
 from trainforge.jobs import repository, service
@@ -85,6 +87,26 @@ async def get_job(job: JobDep, principal: CurrentTenant, settings: SettingsDep) 
 def cancel_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> JobPublic:
     """Cancel a job: at once if it has not started, at the next batch boundary if it runs."""
     return job_public(service.cancel_job(session, job.id), settings.artifacts_dir)
+
+
+@router.get("/{job_id}/inputs", response_model=JobInputsPublic)
+def job_inputs(job: JobDep, session: SessionDep) -> JobInputsPublic:
+    """List the exact dataset and model versions the job runs on (resolved when it was submitted)."""
+    rows = uploads.job_inputs(session, job.id)
+    return JobInputsPublic(
+        data=[
+            JobInputPublic(
+                key=row.key,
+                kind=row.kind,
+                id=row.resource_id,
+                ref=f"{row.kind}:{row.name}@{row.version}",
+                name=row.name,
+                version=row.version,
+                sha256=row.sha256,
+            )
+            for row in rows
+        ]
+    )
 
 
 def explain_waiting(settings: Settings, tenant_id: str, job: JobView) -> Pending:

@@ -68,6 +68,10 @@ def test_dev_environment_defaults_and_overrides(tmp_path):
     assert env["TRAINFORGE_ARTIFACTS_DIR"] == "/elsewhere"
     assert env["TRAINFORGE_ENV"] == "development"
     assert env["TRAINFORGE_DATA_ROOTS"] == str(tmp_path / "data")
+    assert (env["TRAINFORGE_STORAGE_DIR"], env["TRAINFORGE_CACHE_DIR"]) == (
+        str(tmp_path / "storage"),
+        str(tmp_path / "cache"),
+    )
     assert "127.0.0.0/8" in env["TRAINFORGE_WEBHOOK_ALLOW"]
 
 

@@ -25,16 +25,21 @@ from trainforge.settings import get_settings
 from trainforge.vocab import JOBS_QUEUE
 
 TINY = {"epochs": 1, "imgsz": 16}
+UPLOADED_MODEL = "model:<name>[@<version>] (one of your uploaded models)"
 MODEL_WAYS = (
-    "job:<id>/best.pt or job:<id>/last.pt (a checkpoint of one of your jobs) or a bundled model "
+    "job:<id>/best.pt or job:<id>/last.pt (a checkpoint of one of your jobs) or "
+    f"{UPLOADED_MODEL} or a bundled model "
     "(tiny-cls, tiny-det-n) or a torchvision classifier (resnet18, ...) or an absolute path under a data root"
 )
 JOB_WAYS = "job:<id>/best.pt or job:<id>/last.pt (a checkpoint of one of your jobs)"
-PRETRAINED_WAYS = f"{JOB_WAYS} or an absolute path under a data root"
+PRETRAINED_WAYS = f"{JOB_WAYS} or {UPLOADED_MODEL} or an absolute path under a data root"
 NO_JOB = "refer to one of your jobs (`trainforge jobs` lists them)"
 NO_CHECKPOINT = "names no checkpoint; write job:<id>/best.pt or job:<id>/last.pt"
 OUT = "is not under a data root of this server; give"
-DATA_WAYS = "a built-in set (synthetic:classify, synthetic:shapes) or an absolute path under a data root"
+DATA_WAYS = (
+    "dataset:<name>[@<version>] (one of your uploaded datasets) or "
+    "a built-in set (synthetic:classify, synthetic:shapes) or an absolute path under a data root"
+)
 
 
 @pytest.fixture
@@ -307,7 +312,8 @@ def test_without_data_roots_no_path_is_accepted(session, settings_env, tmp_path)
         references.resolve(ctx, "data", str(tmp_path))
     assert caught.value.detail == (
         "override 'data': this server allows no file paths (it lists no data roots); "
-        "give a built-in set (synthetic:classify, synthetic:shapes)"
+        "give dataset:<name>[@<version>] (one of your uploaded datasets) or "
+        "a built-in set (synthetic:classify, synthetic:shapes)"
     )
     assert caught.value.extra == {"key": "data"}
 

@@ -254,36 +254,6 @@ def test_two_messages_for_one_delivery_send_it_once(settings_env, make_job) -> N
     assert sorted(outcomes).count("sent") == 1 and len(attempts(row.id)) == 1
 
 
-def test_a_busy_receiver_does_not_hold_back_other_receivers(settings_env, make_job) -> None:
-    tenant = new_tenant()
-    busy_id, _ = add_endpoint(tenant, "http://127.0.0.1:9/busy")
-    with Receiver() as rx:
-        free_id, _ = add_endpoint(tenant, rx.url)
-        job_id = make_job(tenant=tenant)
-        for n in range(dispatch.PER_RECEIVER_IN_FLIGHT + 1):
-            emit_event(job_id, "on_train_epoch_end", {"epoch": n})
-        busy = deliveries(endpoint_id=busy_id)
-        later = datetime.now(UTC) + timedelta(seconds=30)
-        with session_scope() as s:  # the first ones are in flight (claimed by workers half a minute ago)
-            ids = [d.id for d in busy[:-1]]
-            s.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id.in_(ids))
-                .values(next_attempt_at=later, locked_until=later, attempts=1)
-            )
-        assert dispatch.deliver(busy[-1].id) == "busy"
-        assert delivery(busy[-1].id).attempts == 0
-        assert dispatch.deliver(deliveries(endpoint_id=free_id)[0].id) == "sent"
-        just_now = datetime.now(UTC) + timedelta(seconds=59.5)
-        with session_scope() as s:  # attempts younger than a second are not slow: no reason to wait
-            s.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id.in_(ids))
-                .values(next_attempt_at=just_now, locked_until=just_now)
-            )
-        assert dispatch.deliver(busy[-1].id) == "retry"  # attempted (nothing listens on port 9)
-
-
 def test_redirect_to_a_private_address_is_refused_and_explained(settings_env, make_job) -> None:
     location = {"location": "http://169.254.169.254/latest/meta-data/"}
     with Receiver(lambda _r, _n: Reply(302, location)) as rx:

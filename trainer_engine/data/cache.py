@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import uuid
@@ -9,12 +10,28 @@ from collections.abc import Callable
 from pathlib import Path
 
 DATA_DIR_ENV = "TRAINER_ENGINE_DATA_DIR"
+# Where label caches go instead of next to the labels (a service keeps dataset folders read-only).
+LABEL_CACHE_ENV = "TRAINER_ENGINE_LABEL_CACHE_DIR"
 
 
 def data_dir() -> Path:
     """Return the folder where generated data sets are cached ($TRAINER_ENGINE_DATA_DIR or ~/.cache)."""
     default = Path.home() / ".cache" / "trainer_engine" / "datasets"
     return Path(os.environ.get(DATA_DIR_ENV) or default).expanduser()
+
+
+def label_cache_file(label_dir: Path) -> Path:
+    """Return the label cache file of a split's label folder.
+
+    Next to it (`labels/train.cache.json`) by default; under $TRAINER_ENGINE_LABEL_CACHE_DIR, named
+    after a hash of the folder's path, when that is set, so nothing is written into the dataset.
+    """
+    folder = os.environ.get(LABEL_CACHE_ENV)
+    if not folder:
+        return label_dir.parent / f"{label_dir.name}.cache.json"
+    digest = hashlib.sha256(str(label_dir.resolve()).encode()).hexdigest()[:16]
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(folder) / f"{digest}-{label_dir.name}.cache.json"
 
 
 def materialize(dirname: str, done: str, write: Callable[[Path], None]) -> Path:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainforge.cli import deliveries, jobs, server, tenants, tokens
+from trainforge.cli import datasets, deliveries, jobs, server, tenants, tokens
 
 # Each module exposes register(subparsers); a subcommand's parser sets `func(args) -> int`.
-GROUPS = (server, jobs, tokens, tenants, deliveries)
+GROUPS = (server, jobs, datasets, tokens, tenants, deliveries)
 
 
 def build_parser() -> argparse.ArgumentParser:

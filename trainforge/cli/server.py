@@ -238,6 +238,8 @@ def dev_environment(state_dir: Path, environ: dict[str, str] | None = None) -> d
         "TRAINFORGE_ENV": "development",
         "TRAINFORGE_DATABASE_URL": f"sqlite:///{state_dir / 'trainforge.db'}",
         "TRAINFORGE_ARTIFACTS_DIR": str(state_dir / "artifacts"),
+        "TRAINFORGE_STORAGE_DIR": str(state_dir / "storage"),
+        "TRAINFORGE_CACHE_DIR": str(state_dir / "cache"),
         # The sandbox whose files jobs may name by path (data=/.../data/my_set); nothing else is readable.
         "TRAINFORGE_DATA_ROOTS": str(state_dir / "data"),
         # Development only: let webhooks reach a receiver on this machine.

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -248,3 +249,60 @@ class WebhookAttempt(Base):
     latency_ms: Mapped[float | None]
     error: Mapped[str | None] = mapped_column(Text)
     response_excerpt: Mapped[str | None] = mapped_column(Text)
+
+
+class _Upload:
+    """The columns a dataset and an uploaded model share: a tenant's named, versioned, stored blob."""
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    # 1, 2, ... per (tenant, name): uploading the same name again makes the next version.
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="uploading")
+    # The SHA-256 of the uploaded bytes: the blob's name in the store (equal bytes are stored once).
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # "zip", "tar.gz" or "pt".
+    format: Mapped[str] = mapped_column(String(16))
+    # What validation found (layout, splits, classes, counts) and every problem with its place.
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Dataset(_Upload, Base):
+    """An uploaded dataset archive (YOLO detection or ImageFolder classification) of one tenant."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", "version"),)
+
+    # "detect" or "classify", known once validation has read the layout.
+    task: Mapped[str | None] = mapped_column(String(50))
+
+
+class ModelWeights(_Upload, Base):
+    """An uploaded checkpoint (.pt) of one tenant, usable as `model=` or `pretrained=`."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", "version"),)
+
+
+class JobInput(Base):
+    """The exact dataset or model version a job's override resolved to when it was submitted.
+
+    No foreign key to the dataset: deleting a dataset a finished job used keeps the record of it.
+    """
+
+    __tablename__ = "job_inputs"
+    __table_args__ = (Index("ix_job_inputs_resource", "resource_id"),)
+
+    job_id: Mapped[str] = mapped_column(ID, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    # The override it fills: data, model or pretrained.
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "dataset" or "model"
+    resource_id: Mapped[str] = mapped_column(ID)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))

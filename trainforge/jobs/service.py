@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from trainer_engine.cfg import ConfigError, get_cfg
 from trainforge import events, pubsub, references
+from trainforge.datasets.resolve import resolve_inputs
 from trainforge.db.models import Job, JobTag
 from trainforge.db.session import savepoint
 from trainforge.db.types import new_id, utcnow
@@ -92,6 +93,8 @@ def create_job(
     validate_overrides(body.overrides, task)
     # Checked here so a bad reference is a 422 now; the worker resolves them again when the job runs.
     references.resolve_overrides(references.Context(session, tenant_id, settings, task), body.overrides)
+    # The exact dataset and model versions the job runs on, whatever is uploaded under their names later.
+    inputs = resolve_inputs(session, tenant_id, body.overrides, task)
     hooks = inline_webhooks([hook.model_dump() for hook in body.webhooks], settings)
     limits.check_submission(session, tenant_id, body, task, settings)
     job = Job(
@@ -120,6 +123,9 @@ def create_job(
         with savepoint(session):
             session.add(job)
             session.add_all(JobTag(job_id=job.id, tag=tag) for tag in body.tags)
+            for item in inputs:
+                item.job_id = job.id
+            session.add_all(inputs)
     except IntegrityError:
         # Another request with the same Idempotency-Key won the race: answer with its job.
         existing = _existing(session, tenant_id, idempotency_key or "", digest)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from trainforge.datasets import resolve as uploads
 from trainforge.references import jobs
 from trainforge.references.context import Context
 
@@ -32,6 +33,16 @@ SCHEMES: dict[str, Scheme] = {
         keys=frozenset({"model", "pretrained"}),
         resolve=jobs.resolve_job_checkpoint,
         usage="job:<id>/best.pt or job:<id>/last.pt (a checkpoint of one of your jobs)",
+    ),
+    "dataset": Scheme(
+        keys=frozenset({"data"}),
+        resolve=uploads.dataset_reference,
+        usage="dataset:<name>[@<version>] (one of your uploaded datasets)",
+    ),
+    "model": Scheme(
+        keys=frozenset({"model", "pretrained"}),
+        resolve=uploads.model_reference,
+        usage="model:<name>[@<version>] (one of your uploaded models)",
     ),
 }
 

@@ -9,44 +9,41 @@ A delivery row moves like this (all times in the DB, never in broker countdowns)
 
 The claim is one guarded UPDATE, so two messages for one delivery never send it twice at once; a
 worker that dies mid-attempt leaves next_attempt_at = end of its claim, so the sweep retries it then.
+Before the claim a worker takes a slot for the receiver and the tenant (`fairness`); a delivery whose
+receiver or tenant has every slot in use stays due and unclaimed, and waits for the attempt that
+frees a slot to send it again (or, should that message be lost, for the sweep).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from kombu.exceptions import ChannelError
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql.selectable import ScalarSelect
+from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy.orm import Session
 
 from trainforge.db.models import Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from trainforge.db.session import after_commit, session_scope
 from trainforge.db.types import new_id, utcnow
 from trainforge.queue import get_producer
 from trainforge.settings import Settings, get_settings
+from trainforge.slots import Pool
 from trainforge.vocab import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
 from trainforge.webhooks import delivery as http
-from trainforge.webhooks import schedule, service, signing
+from trainforge.webhooks import fairness, schedule, service, signing
 from trainforge.webhooks.outbox import dispatch_lease_s
 from trainforge.webhooks.ssrf import Resolver, system_resolver
 
 log = logging.getLogger(__name__)
 
-# At most this many slow attempts (running for over SLOW_AFTER_S) to one receiver at once; more wait,
-# so a slow receiver holds only a few worker slots and every other endpoint keeps flowing. Attempts
-# younger than that do not count: a fast receiver's deliveries are never held back.
-PER_RECEIVER_IN_FLIGHT = 4
-SLOW_AFTER_S = 1.0
-# A claim lasts the attempt's total timeout plus this margin (for the DB writes around it).
+# A claim (and the slots taken for it) lasts the attempt's total timeout plus this margin (for the
+# DB writes around it).
 CLAIM_MARGIN_S = 45.0
-# How long a busy receiver's delivery waits before it is offered again.
-BUSY_RETRY_S = 1.0
 # Retries due sooner than this are also sent with a broker countdown so they need not wait for a sweep.
 SHORT_RETRY_S = 60.0
 SWEEP_BATCH = 500
@@ -60,6 +57,7 @@ class Claim:
     """A delivery taken by this worker: attempt number `attempt`, held until `until`, and what to send.
 
     `request` is None when the delivery cannot be sent (its endpoint is disabled); `refusal` says why.
+    `slots` are the receiver's and tenant's slots held (as `holder`) until the attempt is recorded.
     """
 
     delivery_id: str
@@ -68,6 +66,8 @@ class Claim:
     endpoint_id: str | None = None
     request: Request | None = None
     refusal: str | None = None
+    slots: tuple[Pool, ...] = ()
+    holder: str = ""
 
 
 def deliver(delivery_id: str, resolver: Resolver = system_resolver, db_url: str | None = None) -> str:
@@ -77,6 +77,16 @@ def deliver(delivery_id: str, resolver: Resolver = system_resolver, db_url: str 
         claim = claim_delivery(session, delivery_id, settings)
     if isinstance(claim, str):
         return claim
+    try:
+        return _attempt_and_record(claim, settings, resolver, db_url)
+    finally:
+        # The slots go back after the attempt is recorded, and each wakes a delivery waiting for it.
+        for waiting_id in fairness.give_back(list(claim.slots), claim.holder):
+            send_delivery(waiting_id)
+
+
+def _attempt_and_record(claim: Claim, settings: Settings, resolver: Resolver, db_url: str | None) -> str:
+    """Send a claimed delivery (or fail a refused one) and record the attempt."""
     if claim.request is None:
         with session_scope(db_url) as session:
             _finish(session, claim, "failed", None, claim.refusal)
@@ -98,87 +108,43 @@ def deliver(delivery_id: str, resolver: Resolver = system_resolver, db_url: str 
 
 
 def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Claim | str:
-    """Take a due delivery with one guarded UPDATE; return the Claim or why it was not taken.
+    """Take a slot and a due delivery (one guarded UPDATE); return the Claim or why it was not taken.
 
     Never commits: the caller's boundary does, before the HTTP attempt starts.
     """
     now = utcnow()
     # One read for the delivery and its endpoint (current secrets), one write to claim it: every
-    # statement here runs once per delivery, so they are kept few and built once (see _statements).
+    # statement here runs once per delivery, so they are kept few and built once (see below).
     found = session.execute(_CLAIM_READ, {"d_id": delivery_id}).first()
     if found is None:
         return "missing"
     row, endpoint = found
+    pools = fairness.pools_for(row.tenant_id, row.endpoint_id, row.url, settings)
     if row.status != "pending" or row.next_attempt_at is None or row.next_attempt_at > now:
+        # Perhaps a wake-up for a delivery another message already took: its slot goes to the next.
+        for waiting_id in fairness.pass_on(pools, delivery_id):
+            after_commit(session, functools.partial(send_delivery, waiting_id))
         return "not-due"
     claim_s = settings.webhook_timeout_s + CLAIM_MARGIN_S
+    holder = fairness.new_holder(delivery_id)
+    if fairness.take(pools, holder, claim_s, waiter=delivery_id) is not None:
+        # Waiting in the full pool's list now: the sweep leaves it to the wake-up, unless every
+        # holder died (their leases end within a claim) and nobody is left to wake it.
+        locked = now + timedelta(seconds=claim_s + dispatch_lease_s())
+        session.execute(_PARK, {"d_id": delivery_id, "p_now": now, "p_locked": locked})
+        return "busy"
     until = now + timedelta(seconds=claim_s)
-    by_endpoint = row.endpoint_id is not None
-    params = {
-        "d_id": delivery_id,
-        "claim_now": now,
-        "claim_until": until,
-        "slow_before": now + timedelta(seconds=claim_s - SLOW_AFTER_S),
-        "slow_endpoint_id": row.endpoint_id,
-        "slow_job_id": row.job_id,
-        "slow_url": row.url,
-    }
-    attempt = session.execute(_CLAIM[by_endpoint], params).scalar()
+    params = {"d_id": delivery_id, "claim_now": now, "claim_until": until}
+    attempt = session.execute(_CLAIM, params).scalar()
     if attempt is None:
-        if (session.scalar(_SLOW_COUNT[by_endpoint], params) or 0) >= PER_RECEIVER_IN_FLIGHT:
-            # Leave it dispatched and offer it again shortly; other receivers' deliveries go first.
-            after_commit(session, functools.partial(send_delivery, delivery_id, countdown=BUSY_RETRY_S))
-            return "busy"
+        for waiting_id in fairness.give_back(pools, holder):
+            after_commit(session, functools.partial(send_delivery, waiting_id))
         return "taken"
     request = _request(row, endpoint, now)
+    claim = Claim(delivery_id, int(attempt), until, row.endpoint_id, slots=tuple(pools), holder=holder)
     if isinstance(request, str):
-        return Claim(delivery_id, int(attempt), until, row.endpoint_id, refusal=request)
-    return Claim(delivery_id, int(attempt), until, row.endpoint_id, request=request)
-
-
-def _slow_in_flight(by_endpoint: bool) -> ScalarSelect[int]:
-    """Return a subquery counting the receiver's attempts that have run for over SLOW_AFTER_S."""
-    # The claiming UPDATE targets this table too: an alias keeps the counted rows apart from the target.
-    other = aliased(WebhookDelivery)
-    same = (
-        other.endpoint_id == bindparam("slow_endpoint_id")
-        if by_endpoint
-        else and_(other.job_id == bindparam("slow_job_id"), other.url == bindparam("slow_url"))
-    )
-    return (
-        select(func.count())
-        .select_from(other)
-        .where(
-            same,
-            other.status == "pending",
-            # A claim sets both times to its end; a waiting retry has locked_until past next_attempt_at.
-            other.locked_until == other.next_attempt_at,
-            other.locked_until > bindparam("claim_now"),
-            other.locked_until < bindparam("slow_before"),
-        )
-        .scalar_subquery()
-    )
-
-
-def _claim_update(by_endpoint: bool) -> Any:
-    """Return the guarded UPDATE that claims a due delivery unless its receiver is busy."""
-    return (
-        update(WebhookDelivery)
-        .where(
-            WebhookDelivery.id == bindparam("d_id"),
-            WebhookDelivery.status == "pending",
-            WebhookDelivery.next_attempt_at <= bindparam("claim_now"),
-            _slow_in_flight(by_endpoint) < PER_RECEIVER_IN_FLIGHT,
-        )
-        .values(
-            attempts=WebhookDelivery.attempts + 1,
-            next_attempt_at=bindparam("claim_until"),
-            locked_until=bindparam("claim_until"),
-            updated_at=bindparam("claim_now"),
-        )
-        .returning(WebhookDelivery.attempts)
-        .execution_options(synchronize_session=False)
-    )
+        return dataclasses.replace(claim, refusal=request)
+    return dataclasses.replace(claim, request=request)
 
 
 # Built once: constructing these expressions cost more CPU per delivery than running them.
@@ -187,8 +153,32 @@ _CLAIM_READ = (
     .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
     .where(WebhookDelivery.id == bindparam("d_id"))
 )
-_CLAIM = {by: _claim_update(by) for by in (True, False)}
-_SLOW_COUNT = {by: select(_slow_in_flight(by)) for by in (True, False)}
+_CLAIM = (
+    update(WebhookDelivery)
+    .where(
+        WebhookDelivery.id == bindparam("d_id"),
+        WebhookDelivery.status == "pending",
+        WebhookDelivery.next_attempt_at <= bindparam("claim_now"),
+    )
+    .values(
+        attempts=WebhookDelivery.attempts + 1,
+        next_attempt_at=bindparam("claim_until"),
+        locked_until=bindparam("claim_until"),
+        updated_at=bindparam("claim_now"),
+    )
+    .returning(WebhookDelivery.attempts)
+    .execution_options(synchronize_session=False)
+)
+_PARK = (
+    update(WebhookDelivery)
+    .where(
+        WebhookDelivery.id == bindparam("d_id"),
+        WebhookDelivery.status == "pending",
+        WebhookDelivery.next_attempt_at <= bindparam("p_now"),
+    )
+    .values(locked_until=bindparam("p_locked"))
+    .execution_options(synchronize_session=False)
+)
 
 
 def warm(db_url: str | None = None) -> None:
@@ -197,12 +187,10 @@ def warm(db_url: str | None = None) -> None:
     from trainforge.webhooks.transport import default_ssl_context
 
     default_ssl_context()
-    nothing = {"d_id": "", "claim_now": utcnow(), "claim_until": utcnow(), "slow_before": utcnow()}
-    nothing.update(slow_endpoint_id="", slow_job_id="", slow_url="")
+    nothing = {"d_id": "", "claim_now": utcnow(), "claim_until": utcnow()}
     with session_scope(db_url) as session:
         session.execute(_CLAIM_READ, nothing).first()
-        for by_endpoint in (True, False):
-            session.execute(_CLAIM[by_endpoint], nothing).scalar()
+        session.execute(_CLAIM, nothing).scalar()
         session.rollback()
 
 

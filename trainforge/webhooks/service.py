@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from trainforge.db.models import Tenant, WebhookEndpoint
 from trainforge.db.models import WebhookDelivery as Delivery
-from trainforge.db.models import WebhookEndpoint
 from trainforge.db.types import new_id, utcnow
 from trainforge.errors import Conflict, Invalid, NotFound
 from trainforge.events import emit
@@ -68,6 +68,8 @@ def inline_webhooks(
     specs: Iterable[dict[str, Any]], settings: Settings | None = None, resolver: Resolver = system_resolver
 ) -> list[dict[str, Any]]:
     """Check a job's inline webhooks and return them as stored on the job: {id, url, events, secret}."""
+    specs = list(specs)
+    check_webhooks_per_job(len(specs), settings or get_settings())
     out = []
     for index, spec in enumerate(specs):
         where = f"webhooks[{index}]"
@@ -94,6 +96,32 @@ def inline_webhooks(
     return out
 
 
+def check_webhooks_per_job(count: int, settings: Settings) -> None:
+    """Raise Invalid (422) when a job lists more inline webhooks than the operator allows."""
+    cap = settings.webhook_max_per_job
+    if count > cap:
+        raise Invalid(
+            f"webhooks lists {count} webhooks; a job may have at most {cap} (webhook_max_per_job): "
+            "register a tenant endpoint (POST /v1/webhooks) to reach more receivers",
+            key="webhooks",
+        )
+
+
+def check_endpoint_room(session: Session, tenant_id: str, settings: Settings) -> None:
+    """Raise Invalid (422) when the tenant already has as many endpoints as the operator allows."""
+    # A no-op write on the tenant's row first: it holds that row (PostgreSQL) or the write lock
+    # (SQLite) until commit, so concurrent creates count one after another and cannot both slip in.
+    session.execute(update(Tenant).where(Tenant.id == tenant_id).values(name=Tenant.name))
+    have = session.scalar(select(func.count()).where(WebhookEndpoint.tenant_id == tenant_id)) or 0
+    cap = settings.webhook_max_endpoints
+    if have >= cap:
+        raise Invalid(
+            f"this tenant has {have} webhook endpoints; at most {cap} are allowed (webhook_max_endpoints): "
+            "delete one (DELETE /v1/webhooks/{id}) or give one endpoint more event types",
+            key="url",
+        )
+
+
 def create_endpoint(
     session: Session,
     tenant_id: str,
@@ -106,12 +134,15 @@ def create_endpoint(
 ) -> WebhookEndpoint:
     """Add a tenant-wide endpoint with a new secret (read `endpoint.secret` once, to show it)."""
     now = utcnow()
+    checked_url = check_webhook_url(url, settings, resolver)
+    checked_events, checked_tags = normalize_events(events), normalize_tags(tags)
+    check_endpoint_room(session, tenant_id, settings or get_settings())
     endpoint = WebhookEndpoint(
         id=new_id(),
         tenant_id=tenant_id,
-        url=check_webhook_url(url, settings, resolver),
-        events=normalize_events(events),
-        tags=normalize_tags(tags),
+        url=checked_url,
+        events=checked_events,
+        tags=checked_tags,
         description=description,
         secret=signing.generate_secret(),
         enabled=True,

@@ -53,10 +53,16 @@
 
   select.addEventListener("change", () => { select.dataset.chosen = "1"; redraw(); });
 
-  for (const job of jobs) {
-    const source = new EventSource(`/v1/jobs/${encodeURIComponent(job.id)}/events`);
+  // Each job's stream resumes by itself after a cut or the server's stream lifetime (Last-Event-ID);
+  // one refused with 429 (too many streams open) is started again after the last seq seen.
+  function subscribe(job, after) {
+    let last = after;
+    let ended = false;
+    const source = new EventSource(`/v1/jobs/${encodeURIComponent(job.id)}/events${last ? `?after=${last}` : ""}`);
     source.addEventListener("on_fit_epoch_end", (message) => {
       const event = JSON.parse(message.data);
+      if (event.seq <= last) return;
+      last = event.seq;
       const row = flat(event.data || {});
       job.epochs.set(event.data.epoch, row);
       addKeys(row);
@@ -64,6 +70,13 @@
       if (!chart) redraw();
       else if (typeof row[metric] === "number") chart.add(event.data.epoch, { [job.label]: row[metric] });
     });
-    for (const type of ["job.succeeded", "job.failed", "job.cancelled"]) source.addEventListener(type, () => source.close());
+    for (const type of ["job.succeeded", "job.failed", "job.cancelled"]) {
+      source.addEventListener(type, () => { ended = true; source.close(); });
+    }
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED && !ended) setTimeout(() => subscribe(job, last), 5000);
+    });
   }
+
+  for (const job of jobs) subscribe(job, 0);
 })();

@@ -9,6 +9,7 @@
   const $ = (selector) => document.querySelector(selector);
   const POLL_MS = 2000;
   const LOG_LINES = 1000;
+  const RESUBSCRIBE_MS = 5000;
   const PRIMARY = ["metrics/mAP50-95(B)", "metrics/accuracy_top1"];
 
   const job = { id: jobId, status: root.dataset.status, started_at: root.dataset.startedAt || null,
@@ -145,16 +146,30 @@
   }
 
   // The stream starts after the history; on a drop the browser resumes by itself, sending
-  // Last-Event-ID, and the server replays from there.
+  // Last-Event-ID, and the server replays from there (it also ends every stream after its lifetime,
+  // and the browser comes back the same way). A refused reconnect (429: the tenant has too many
+  // streams open) closes the EventSource for good: then a new one starts after the last seq seen,
+  // a few seconds later.
+  let lastSeq = 0;
   function subscribe(after) {
-    source = new EventSource(`${base}/events?after=${after}`);
+    lastSeq = Math.max(lastSeq, after);
+    source = new EventSource(`${base}/events?after=${lastSeq}`);
     for (const type of Object.keys(handlers)) {
       source.addEventListener(type, (message) => {
         let event;
         try { event = JSON.parse(message.data); } catch (_) { return; }
+        if (typeof event.seq === "number") {
+          if (event.seq <= lastSeq) return;
+          lastSeq = event.seq;
+        }
         dispatch(event);
       });
     }
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED && !TF.TERMINAL.has(job.status)) {
+        setTimeout(() => subscribe(lastSeq), RESUBSCRIBE_MS);
+      }
+    });
   }
 
   async function follow() {
@@ -188,18 +203,28 @@
 
   // --- the log, followed ---------------------------------------------------------------------------
 
+  // The server ends a followed log when the job ends, or earlier when the stream's lifetime is over;
+  // then the page follows again from the byte it reached, until a stream that began after the end.
+  const logState = { lines: [], partial: "", offset: null, decoder: new TextDecoder() };
   async function followLog() {
     const box = $('[data-testid="log-tail"]');
-    let lines = [];
-    let partial = "";
+    const endedBefore = logState.offset !== null && TF.TERMINAL.has(job.status);
+    let lines = logState.lines;
+    let partial = logState.partial;
+    const decoder = logState.decoder;
     try {
-      const response = await fetch(`${base}/logs?follow=true`, { credentials: "same-origin" });
-      if (!response.ok || !response.body) return;
+      const from = logState.offset === null ? "" : `&offset=${logState.offset}`;
+      const response = await fetch(`${base}/logs?follow=true${from}`, { credentials: "same-origin" });
+      if (!response.ok || !response.body) {
+        if (response.status === 429) setTimeout(followLog, RESUBSCRIBE_MS);
+        return;
+      }
+      logState.offset = Number(response.headers.get("X-Log-Offset") || logState.offset || 0);
       const reader = response.body.getReader();
-      const decoder = new TextDecoder();
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
+        logState.offset += value.length;
         const text = partial + decoder.decode(value, { stream: true });
         const parts = text.split("\n");
         partial = parts.pop();
@@ -209,13 +234,19 @@
         box.textContent = lines.join("\n") + (partial ? `\n${partial.split("\r").pop()}` : "");
         box.dataset.lines = String(lines.length);
         if (atBottom) box.scrollTop = box.scrollHeight;
+        Object.assign(logState, { lines, partial });
+      }
+      if (!endedBefore) {
+        setTimeout(followLog, 1000);
+        return;
       }
       if (partial) {
         box.textContent = lines.concat([partial]).slice(-LOG_LINES).join("\n");
         box.dataset.lines = String(lines.length + 1);
       }
     } catch (_) {
-      // The stream broke (server restart): the page keeps what it showed.
+      // The stream broke (server restart): keep what the page shows and follow again from there.
+      if (!TF.TERMINAL.has(job.status)) setTimeout(followLog, RESUBSCRIBE_MS);
     }
   }
 

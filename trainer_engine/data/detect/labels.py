@@ -1,4 +1,4 @@
-"""Find a split's images, read and check their YOLO label files, and cache the result next to the labels."""
+"""Find a split's images, read and check their YOLO label files, and cache the result (see data.cache)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from trainer_engine.data.cache import label_cache_file
 from trainer_engine.data.errors import DatasetError
 
 LOGGER = logging.getLogger("trainer_engine")
@@ -111,8 +112,7 @@ def load_labels(paths: list[str], nc: int, split: str = "train") -> LabelSet:
             f"no images found in {split} path(s) {paths}; expected {', '.join(sorted(IMG_SUFFIXES))} files"
         )
     key = _files_hash(files, nc)
-    label_dir = label_path(files[0]).parent
-    cache_file = label_dir.parent / f"{label_dir.name}.cache.json"  # labels/train -> labels/train.cache.json
+    cache_file = label_cache_file(label_path(files[0]).parent)
     labels = _read_cache(cache_file, key)
     if labels is None:
         labels = _scan(files, nc)

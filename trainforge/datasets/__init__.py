@@ -1,0 +1,1 @@
+"""Datasets and uploaded models as tenant resources: storage, archives, references, validation records."""

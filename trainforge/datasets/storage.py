@@ -1,0 +1,139 @@
+"""The blob store: uploaded bytes kept once per SHA-256, written to a temporary name and renamed into place.
+
+    <storage_dir>/blobs/<sha[:2]>/<sha>     one file per distinct content
+    <storage_dir>/incoming/<id>.part        an upload still arriving (removed if it fails)
+
+Nothing outside this module knows the layout; the API writes through `receive()`, workers read
+through `path()`. A blob is in place only once complete, so a reader never sees half an upload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Protocol
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ChecksumMismatch(ValueError):
+    """The bytes received do not hash to the SHA-256 the client announced."""
+
+
+class Incoming(Protocol):
+    """Bytes of one upload as they arrive."""
+
+    size: int
+
+    def write(self, chunk: bytes) -> None:
+        """Append `chunk`."""
+
+    def digest(self) -> str:
+        """Return the SHA-256 (hex) of what was written so far."""
+
+    def commit(self) -> str:
+        """Move the complete upload into the store under its SHA-256; return it."""
+
+    def discard(self) -> None:
+        """Forget the upload; nothing of it stays behind."""
+
+
+class BlobStore(Protocol):
+    """Where uploads live, by content."""
+
+    def receive(self) -> Incoming:
+        """Start receiving one upload."""
+
+    def path(self, sha256: str) -> Path:
+        """Return the local path of blob `sha256` (shared volume or local directory)."""
+
+    def exists(self, sha256: str) -> bool:
+        """Return whether blob `sha256` is stored."""
+
+    def delete(self, sha256: str) -> None:
+        """Remove blob `sha256` (no error if it is gone)."""
+
+
+class _IncomingFile:
+    """An upload written to `<incoming>/<id>.part`, hashed as it arrives."""
+
+    def __init__(self, store: DirectoryStore) -> None:
+        self._store = store
+        store.incoming.mkdir(parents=True, exist_ok=True)
+        self._tmp = store.incoming / f"{uuid.uuid4().hex}.part"
+        self._file = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit() or discard()
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        """Append `chunk` and hash it."""
+        self._file.write(chunk)
+        self._hash.update(chunk)
+        self.size += len(chunk)
+
+    def digest(self) -> str:
+        """Return the SHA-256 of the bytes so far."""
+        return self._hash.hexdigest()
+
+    def commit(self) -> str:
+        """Flush to disk and rename into place; equal content already stored is kept, not rewritten."""
+        sha = self.digest()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        target = self._store.path(sha)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            self._tmp.unlink(missing_ok=True)
+        else:
+            os.replace(self._tmp, target)
+        return sha
+
+    def discard(self) -> None:
+        """Close and delete the partial file."""
+        if not self._file.closed:
+            self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class DirectoryStore:
+    """A BlobStore in a directory: local, or a volume every API and worker machine mounts."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.blobs = self.root / "blobs"
+        self.incoming = self.root / "incoming"
+
+    def receive(self) -> Incoming:
+        """Start receiving one upload into `incoming/`."""
+        return _IncomingFile(self)
+
+    def path(self, sha256: str) -> Path:
+        """Return where blob `sha256` lives."""
+        if not SHA256_RE.match(sha256):
+            raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+        return self.blobs / sha256[:2] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        """Return whether blob `sha256` is stored."""
+        return self.path(sha256).is_file()
+
+    def delete(self, sha256: str) -> None:
+        """Remove blob `sha256`."""
+        self.path(sha256).unlink(missing_ok=True)
+
+    def blob_count(self) -> int:
+        """Return how many blobs are stored (for tests and the operator)."""
+        return sum(1 for _ in self.blobs.glob("*/*")) if self.blobs.is_dir() else 0
+
+    def incoming_count(self) -> int:
+        """Return how many uploads are still arriving (or were left by a crash)."""
+        return sum(1 for _ in self.incoming.glob("*.part")) if self.incoming.is_dir() else 0
+
+
+def get_store(storage_dir: str | Path) -> DirectoryStore:
+    """Return the blob store of the service's storage directory."""
+    return DirectoryStore(storage_dir)

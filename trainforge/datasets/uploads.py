@@ -1,0 +1,136 @@
+"""Receive one streamed upload into the blob store, so that a failed upload leaves nothing behind.
+
+    insert the row (uploading), commit           the tenant sees it arrive
+    stream the body into incoming/<id>.part      hashed on the way; the API never holds it in memory
+    check: not empty, a zip/tar.gz (datasets), the client's sha256 if given
+    record sha256 and size (validating), commit; rename the blob into place; send the validation task
+    on any failure (client gone, 413, mismatch): delete the partial file and the row
+
+Database work runs in worker threads, each step in its own short transaction: an upload may take
+minutes and must not hold a connection (or SQLite's write lock) for that long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import anyio.to_thread
+from sqlalchemy.orm import Session
+
+from trainforge.datasets import archive, repository, service
+from trainforge.datasets.repository import UploadClass
+from trainforge.datasets.storage import SHA256_RE, BlobStore, Incoming
+from trainforge.db.models import Dataset
+from trainforge.errors import Invalid
+
+# Write to disk in pieces this big: fewer thread hops than one per network chunk.
+_FLUSH_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """Who uploads what: the row class, the tenant, the name and the checksum the client announced."""
+
+    cls: UploadClass
+    tenant_id: str
+    name: str
+    sha256: str | None = None
+
+
+def check_request(request: UploadRequest) -> None:
+    """Refuse a bad name or checksum before any byte is stored."""
+    kind = service.kind_of(request.cls)
+    service.check_name(request.name, kind)
+    if request.sha256 is not None and not SHA256_RE.match(request.sha256):
+        raise Invalid(f"sha256 {request.sha256!r} is not 64 lowercase hex digits (sha256sum's output)")
+
+
+async def receive(
+    chunks: AsyncIterator[bytes], request: UploadRequest, store: BlobStore, sessions: Callable[[], Session]
+) -> str:
+    """Store the streamed body as a new version of `request.name`; return the row's id."""
+    check_request(request)
+    fmt = "pt" if request.cls is not Dataset else "archive"
+    row_id = await anyio.to_thread.run_sync(_begin, sessions, request, fmt)
+    incoming = await anyio.to_thread.run_sync(store.receive)
+    try:
+        fmt = await _stream(chunks, incoming, request)
+        await anyio.to_thread.run_sync(_finish, sessions, request.cls, row_id, incoming, fmt)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(incoming.discard)
+            await anyio.to_thread.run_sync(_forget, sessions, request.cls, row_id)
+        raise
+    return row_id
+
+
+async def _stream(chunks: AsyncIterator[bytes], incoming: Incoming, request: UploadRequest) -> str:
+    """Write the body to `incoming`; return its format; Invalid when it is empty, no archive or mismatched."""
+    buffer = bytearray()
+    fmt = "pt"
+    sniffed = request.cls is not Dataset
+    async for chunk in chunks:
+        buffer += chunk
+        if not sniffed and len(buffer) >= 4:
+            fmt, sniffed = _sniff(bytes(buffer[:4])), True
+        if len(buffer) >= _FLUSH_BYTES:
+            await anyio.to_thread.run_sync(incoming.write, bytes(buffer))
+            buffer.clear()
+    if buffer:
+        await anyio.to_thread.run_sync(incoming.write, bytes(buffer))
+    if incoming.size == 0:
+        raise Invalid("the upload is empty; send the file's bytes as the request body")
+    if not sniffed:
+        fmt = _sniff(b"")
+    digest = incoming.digest()
+    if request.sha256 is not None and digest != request.sha256:
+        raise Invalid(
+            f"sha256 mismatch: you announced {request.sha256} but the server received {incoming.size} bytes "
+            f"hashing to {digest}; the upload was damaged or cut short, send it again"
+        )
+    return fmt
+
+
+def _sniff(head: bytes) -> str:
+    """Return the archive format of a dataset upload; Invalid when it is neither zip nor tar.gz."""
+    fmt = archive.sniff(head)
+    if fmt is None:
+        raise Invalid(
+            "a dataset upload must be a .zip or .tar.gz archive (its first bytes are neither); "
+            "`trainforge dataset upload FOLDER` packs a folder for you"
+        )
+    return fmt
+
+
+def _begin(sessions: Callable[[], Session], request: UploadRequest, fmt: str) -> str:
+    """Insert the uploading row and commit it."""
+    with sessions() as session, session.begin():
+        return service.begin_upload(session, request.cls, request.tenant_id, request.name, fmt).id
+
+
+def _finish(
+    sessions: Callable[[], Session], cls: UploadClass, row_id: str, incoming: Incoming, fmt: str
+) -> None:
+    """Record the blob on the row (commit), move the blob into place, then send the validation task.
+
+    The row names the SHA-256 before the blob is renamed in: a concurrent delete of another row with
+    the same bytes then sees this one and keeps the blob.
+    """
+    with sessions() as session, session.begin():
+        row = repository.get(session, cls, row_id)
+        assert row is not None  # only this request deletes an uploading row
+        service.finish_upload(session, row, incoming.digest(), incoming.size, fmt)
+    incoming.commit()
+    with sessions() as session, session.begin():
+        row = repository.get(session, cls, row_id)
+        if row is not None:
+            service.send_validation(session, row)
+
+
+def _forget(sessions: Callable[[], Session], cls: UploadClass, row_id: str) -> None:
+    """Delete the row of a failed upload."""
+    with sessions() as session, session.begin():
+        row = session.get(cls, row_id)
+        if row is not None:
+            session.delete(row)
