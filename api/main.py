@@ -22,6 +22,7 @@ from api.routes import (
     models,
     trainers,
     webhooks,
+    workers,
 )
 from api.ui.routes import install as install_ui
 from trainforge import __version__
@@ -75,7 +76,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_max_bytes=settings.upload_max_bytes,
         upload_paths=("/v1/datasets", "/v1/models"),
     )
-    modules = (health, jobs, events, logs, artifacts, trainers, webhooks, deliveries, datasets, models)
+    modules = (
+        health,
+        jobs,
+        events,
+        logs,
+        artifacts,
+        trainers,
+        webhooks,
+        deliveries,
+        datasets,
+        models,
+        workers,
+    )
     for module in modules:
         app.include_router(module.router)
     install_ui(app)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from trainforge.scheduling.inventory import parse_declared
 from trainforge.vocab import SERVICE_QUEUES
 from trainforge.webhooks.ssrf import Policy
 
@@ -93,6 +94,8 @@ class Settings(BaseSettings):
     )
     # Added to this host's clock: a test hook that plays a host whose clock is off (leases ignore it).
     clock_skew_s: float = 0.0
+    # A worker's devices as the operator declares them ("cpu" or "2xA100:80"); unset: torch finds them.
+    worker_devices: str | None = None
 
     # Operator limits (see docs/operations.md); a tenant's row in tenant_limits replaces any of them.
     # None means no limit. Checked at submit unless marked "run time".
@@ -175,6 +178,14 @@ class Settings(BaseSettings):
         """Check every entry now, so a typo stops the service at start, not each webhook at submit."""
         Policy.from_allow(value)
         return value
+
+    @field_validator("worker_devices")
+    @classmethod
+    def _devices_readable(cls, value: str | None) -> str | None:
+        """Check that declared worker devices parse, so a typo stops the worker at start."""
+        if value:
+            parse_declared(value)
+        return value or None
 
     @field_validator("job_queues")
     @classmethod

@@ -2,6 +2,7 @@
 
     take_lease (queued|retrying → running, job.started)      or drop the delivery: someone else has it,
                                                               or the tenant runs max_running_jobs already
+        (on a registered worker: of the job placement names, trainforge/scheduling/placement.py)
     resolve the job's data/model/pretrained for its tenant    (refused now → failed with the reason)
     build the RunSpec (attempt, overrides, resume or not, world size, run folder) and start the child
     with it (own process group)
@@ -36,6 +37,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from trainforge import references
 from trainforge.db.models import Job
@@ -45,6 +47,7 @@ from trainforge.jobs import lease
 from trainforge.jobs import limits as job_limits
 from trainforge.registry import builtin_trainers, module_allowed
 from trainforge.rundir import RunDir
+from trainforge.scheduling import placement
 from trainforge.settings import Settings, get_settings
 from trainforge.tenant_limits import Limits, limits_for
 from trainforge.vocab import JobStatus
@@ -186,20 +189,23 @@ class Supervisor:
 
     def __init__(
         self,
-        job_id: str,
+        job_id: str | None,
         settings: Settings | None = None,
         *,
+        worker_id: str | None = None,
         parent_pid: int | None = None,
         time_limit_s: float | None = None,
         stop_grace_s: float | None = None,
     ) -> None:
-        self.job_id = job_id
+        # The job the message named; a registered worker runs the one placement gives it instead.
+        self.job_id = job_id or ""
+        self.worker_id = worker_id
         self.settings = settings or get_settings()
         self.owner = new_owner()
         self.parent_pid = parent_pid
         self.limit_s = time_limit_s
         self.grace_s = stop_grace_s or self.settings.stop_grace_s
-        self.run_dir = RunDir.of(self.settings.artifacts_dir, job_id)
+        self.run_dir = RunDir.of(self.settings.artifacts_dir, self.job_id)
         self.reason: str | None = None
         self.why: str | None = None
         self.tenant_id: str | None = None
@@ -272,15 +278,10 @@ class Supervisor:
         """
         self._taken_at = time.monotonic()  # the lease can be no newer than this
         with session_scope() as session:
-            self.tenant_id = session.execute(select(Job.tenant_id).where(Job.id == self.job_id)).scalar()
-            if self.tenant_id is None:
+            job_id = self._claim(session)
+            if job_id is None:
                 return None
-            self.limits = limits_for(session, self.tenant_id, self.settings)
-            self.held = job_limits.running_refusal(session, self.tenant_id, self.limits)
-            if self.held is not None:
-                return None
-            if not lease.take_lease(session, self.job_id, self.owner):
-                return None
+            self.job_id, self.run_dir = job_id, RunDir.of(self.settings.artifacts_dir, job_id)
             columns = (Job.trainer_ref, Job.overrides, Job.resources, Job.attempt, Job.tenant_id, Job.task)
             row = session.execute(select(*columns).where(Job.id == self.job_id)).one()
             self.attempt = int(row.attempt)  # every write of this run is fenced by it
@@ -300,6 +301,31 @@ class Supervisor:
             gpus=int((row.resources or {}).get("gpus") or 0),
             run_dir=self.run_dir,
         )
+
+    def _claim(self, session: Session) -> str | None:
+        """Take a lease: of the best job for this worker when it is registered, else of the named job."""
+        if self.worker_id is not None and placement.is_registered(session, self.worker_id):
+            return placement.take_next(session, self.worker_id, self.owner, admit=self._admit)
+        if (
+            self.job_id
+            and self._admit(session, self.job_id)
+            and lease.take_lease(session, self.job_id, self.owner)
+        ):
+            return self.job_id
+        return None
+
+    def _admit(self, session: Session, job_id: str) -> bool:
+        """Return whether the job's tenant may start another run now; remember why not in `held`."""
+        tenant_id = session.execute(select(Job.tenant_id).where(Job.id == job_id)).scalar()
+        if tenant_id is None:
+            return False
+        limits = limits_for(session, tenant_id, self.settings)
+        held = job_limits.running_refusal(session, tenant_id, limits)
+        if held is not None:
+            self.held = held
+            return False
+        self.tenant_id, self.limits = tenant_id, limits
+        return True
 
     def _watch(self, child: launcher.Child) -> int:
         """Heartbeat and watch until the child exits; return its exit code."""
