@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     resend_waiting_after_s: float = Field(
         default=60.0, gt=0, description="Re-send run_job for a job waiting this long untouched."
     )
+    upload_stale_s: float = Field(
+        default=300.0, gt=0, description="An upload that wrote no byte this long is removed (row and file)."
+    )
+    validation_resend_after_s: float = Field(
+        default=600.0, gt=0, description="Re-send the validation task of an upload validating this long."
+    )
     # Added to this host's clock: a test hook that plays a host whose clock is off (leases ignore it).
     clock_skew_s: float = 0.0
     # A worker's devices as the operator declares them ("cpu" or "2xA100:80"); unset: torch finds them.

@@ -1,7 +1,7 @@
 """The reaper: re-queue jobs with a stale lease, finish abandoned cancels, re-send waiting jobs.
 
-`sweep()` is what the beat schedule runs every `reap_interval_s` (task `trainforge.reap_jobs`);
-a starting worker also re-sends every waiting job once (`resend_waiting`).
+`sweep()` and `sweep_uploads()` are what the beat schedule runs every `reap_interval_s` (task
+`trainforge.reap_jobs`); a starting worker also re-sends every waiting job once (`resend_waiting`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import logging
 
 from sqlalchemy import select
 
+from trainforge.datasets import sweep as upload_sweep
+from trainforge.datasets.storage import get_store
 from trainforge.db.models import Job
 from trainforge.db.session import session_scope
 from trainforge.jobs import lease
@@ -60,6 +62,26 @@ def sweep(settings: Settings | None = None) -> tuple[list[lease.Reaped], list[st
     """Reap stale leases, then re-send waiting jobs without a live message; return both."""
     settings = settings or get_settings()
     return reap(settings), resend_stuck(settings)
+
+
+def sweep_uploads(settings: Settings | None = None) -> tuple[list[str], list[str]]:
+    """Remove stalled uploads (rows and files) and re-send lost validations; return both id lists.
+
+    Incoming files with no row (the API died before or after its row) go too once as old.
+    """
+    settings = settings or get_settings()
+    store = get_store(settings.storage_dir)
+    with session_scope() as session:
+        removed = upload_sweep.remove_stalled(session, store, settings.upload_stale_s)
+        resent = upload_sweep.resend_validations(session, settings.validation_resend_after_s)
+    orphans = store.discard_stale_parts(settings.upload_stale_s)
+    for row_id in removed:
+        log.warning("upload %s wrote nothing for %.0f s; removed", row_id, settings.upload_stale_s)
+    for name in orphans:
+        log.warning("incoming file %s was left by an upload that stopped; removed", name)
+    for row_id in resent:
+        log.warning("upload %s validated for too long; its validation task re-sent", row_id)
+    return removed, resent
 
 
 def resend_waiting() -> list[str]:

@@ -24,9 +24,10 @@ def run_job(self: Task, job_id: str | None = None) -> str:
 
 @app.task(name=queue.REAP_JOBS, ignore_result=True)
 def reap_jobs() -> int:
-    """Re-queue jobs whose worker stopped heartbeating and re-send stuck waiting jobs; return how many."""
+    """Re-queue stale jobs, re-send stuck ones, sweep stalled uploads and lost validations; count them."""
     reaped, resent = reaper.sweep()
-    return len(reaped) + len(resent)
+    removed, revalidated = reaper.sweep_uploads()
+    return len(reaped) + len(resent) + len(removed) + len(revalidated)
 
 
 @app.task(name=queue.VALIDATE_DATASET, ignore_result=True)

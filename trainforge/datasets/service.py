@@ -88,9 +88,9 @@ def finish_upload(session: Session, row: Upload, sha256: str, size: int, fmt: st
     session.flush()
 
 
-def send_validation(session: Session, row: Upload) -> None:
-    """Send the validation task of `row` once the transaction commits."""
-    queue.send_after_commit(session, VALIDATE_TASKS[kind_of(type(row))], [row.id])
+def send_validation(session: Session, cls: UploadClass, row_id: str) -> None:
+    """Send the validation task of row `row_id` once the transaction commits."""
+    queue.send_after_commit(session, VALIDATE_TASKS[kind_of(cls)], [row_id])
 
 
 def get_by_ref(session: Session, cls: UploadClass, tenant_id: str, ref: str) -> Upload:

@@ -1,7 +1,8 @@
 """The blob store: uploaded bytes kept once per SHA-256, written to a temporary name and renamed into place.
 
     <storage_dir>/blobs/<sha[:2]>/<sha>     one file per distinct content
-    <storage_dir>/incoming/<id>.part        an upload still arriving (removed if it fails)
+    <storage_dir>/incoming/<id>.part        an upload still arriving, named by its row's id (removed if
+                                            it fails; its mtime is the upload's last progress)
 
 Nothing outside this module knows the layout; the API writes through `receive()`, workers read
 through `path()`. A blob is in place only once complete, so a reader never sees half an upload.
@@ -12,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import uuid
+import time
 from pathlib import Path
 from typing import Protocol
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# An incoming file is named by its upload's row id (a UUID): nothing else may name a path there.
+_UPLOAD_ID_RE = re.compile(r"^[0-9a-f-]{36}$")
 
 
 class ChecksumMismatch(ValueError):
@@ -44,8 +47,8 @@ class Incoming(Protocol):
 class BlobStore(Protocol):
     """Where uploads live, by content."""
 
-    def receive(self) -> Incoming:
-        """Start receiving one upload."""
+    def receive(self, upload_id: str) -> Incoming:
+        """Start receiving the bytes of upload `upload_id`."""
 
     def path(self, sha256: str) -> Path:
         """Return the local path of blob `sha256` (shared volume or local directory)."""
@@ -60,10 +63,10 @@ class BlobStore(Protocol):
 class _IncomingFile:
     """An upload written to `<incoming>/<id>.part`, hashed as it arrives."""
 
-    def __init__(self, store: DirectoryStore) -> None:
+    def __init__(self, store: DirectoryStore, upload_id: str) -> None:
         self._store = store
         store.incoming.mkdir(parents=True, exist_ok=True)
-        self._tmp = store.incoming / f"{uuid.uuid4().hex}.part"
+        self._tmp = store.part_path(upload_id)
         self._file = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit() or discard()
         self._hash = hashlib.sha256()
         self.size = 0
@@ -107,9 +110,39 @@ class DirectoryStore:
         self.blobs = self.root / "blobs"
         self.incoming = self.root / "incoming"
 
-    def receive(self) -> Incoming:
-        """Start receiving one upload into `incoming/`."""
-        return _IncomingFile(self)
+    def receive(self, upload_id: str) -> Incoming:
+        """Start receiving upload `upload_id` into `incoming/<upload_id>.part`."""
+        return _IncomingFile(self, upload_id)
+
+    def part_path(self, upload_id: str) -> Path:
+        """Return where the bytes of upload `upload_id` arrive."""
+        if not _UPLOAD_ID_RE.match(upload_id):
+            raise ValueError(f"not an upload id: {upload_id!r}")
+        return self.incoming / f"{upload_id}.part"
+
+    def progressed_within(self, upload_id: str, seconds: float) -> bool:
+        """Return whether upload `upload_id` wrote bytes in the last `seconds` (False: no file)."""
+        try:
+            return self.part_path(upload_id).stat().st_mtime > time.time() - seconds
+        except FileNotFoundError:
+            return False
+
+    def discard_part(self, upload_id: str) -> None:
+        """Remove what arrived of upload `upload_id` (no error if it is gone)."""
+        self.part_path(upload_id).unlink(missing_ok=True)
+
+    def discard_stale_parts(self, older_than_s: float) -> list[str]:
+        """Remove every incoming file not written to for `older_than_s`; return their names."""
+        cutoff = time.time() - older_than_s
+        removed = []
+        for part in self.incoming.glob("*.part") if self.incoming.is_dir() else []:
+            try:
+                if part.stat().st_mtime < cutoff:
+                    part.unlink()
+                    removed.append(part.name)
+            except FileNotFoundError:
+                continue  # its upload finished or failed meanwhile
+        return removed
 
     def path(self, sha256: str) -> Path:
         """Return where blob `sha256` lives."""

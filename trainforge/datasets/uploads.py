@@ -1,7 +1,9 @@
 """Receive one streamed upload into the blob store, so that a failed upload leaves nothing behind.
 
     insert the row (uploading), commit           the tenant sees it arrive
-    stream the body into incoming/<id>.part      hashed on the way; the API never holds it in memory
+    stream the body into incoming/<id>.part      hashed on the way; the API never holds it in memory;
+                                                 written at least every few seconds: its mtime is
+                                                 the progress the upload sweep looks at
     check: not empty, a zip/tar.gz (datasets), the client's sha256 if given
     record sha256 and size (validating), commit; rename the blob into place; send the validation task
     on any failure (client gone, 413, mismatch): delete the partial file and the row
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import anyio
 import anyio.to_thread
 from sqlalchemy.orm import Session
 
@@ -22,10 +25,12 @@ from trainforge.datasets import archive, repository, service
 from trainforge.datasets.repository import UploadClass
 from trainforge.datasets.storage import SHA256_RE, BlobStore, Incoming
 from trainforge.db.models import Dataset
-from trainforge.errors import Invalid
+from trainforge.errors import Conflict, Invalid
 
 # Write to disk in pieces this big: fewer thread hops than one per network chunk.
 _FLUSH_BYTES = 1024 * 1024
+# ...or this often, so a slow but live upload keeps its file's mtime fresh and is never swept.
+_FLUSH_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ async def receive(
     check_request(request)
     fmt = "pt" if request.cls is not Dataset else "archive"
     row_id = await anyio.to_thread.run_sync(_begin, sessions, request, fmt)
-    incoming = await anyio.to_thread.run_sync(store.receive)
+    incoming = await anyio.to_thread.run_sync(store.receive, row_id)
     try:
         fmt = await _stream(chunks, incoming, request)
         await anyio.to_thread.run_sync(_finish, sessions, request.cls, row_id, incoming, fmt)
@@ -70,13 +75,15 @@ async def _stream(chunks: AsyncIterator[bytes], incoming: Incoming, request: Upl
     buffer = bytearray()
     fmt = "pt"
     sniffed = request.cls is not Dataset
+    flushed_at = anyio.current_time()
     async for chunk in chunks:
         buffer += chunk
         if not sniffed and len(buffer) >= 4:
             fmt, sniffed = _sniff(bytes(buffer[:4])), True
-        if len(buffer) >= _FLUSH_BYTES:
+        if len(buffer) >= _FLUSH_BYTES or anyio.current_time() - flushed_at >= _FLUSH_EVERY_S:
             await anyio.to_thread.run_sync(incoming.write, bytes(buffer))
             buffer.clear()
+            flushed_at = anyio.current_time()
     if buffer:
         await anyio.to_thread.run_sync(incoming.write, bytes(buffer))
     if incoming.size == 0:
@@ -119,13 +126,14 @@ def _finish(
     """
     with sessions() as session, session.begin():
         row = repository.get(session, cls, row_id)
-        assert row is not None  # only this request deletes an uploading row
+        if row is None:  # the upload sweep removed it: no byte arrived for TRAINFORGE_UPLOAD_STALE_S
+            raise Conflict("the upload stalled for too long and was discarded by the server; send it again")
         service.finish_upload(session, row, incoming.digest(), incoming.size, fmt)
     incoming.commit()
     with sessions() as session, session.begin():
         row = repository.get(session, cls, row_id)
         if row is not None:
-            service.send_validation(session, row)
+            service.send_validation(session, cls, row_id)
 
 
 def _forget(sessions: Callable[[], Session], cls: UploadClass, row_id: str) -> None:
