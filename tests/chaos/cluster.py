@@ -49,6 +49,8 @@ CHAOS_INTERVALS = {
     "TRAINFORGE_WEBHOOK_SWEEP_INTERVAL_S": "0.5",
     "TRAINFORGE_WEBHOOK_CONNECT_TIMEOUT_S": "1",
     "TRAINFORGE_WEBHOOK_TIMEOUT_S": "2",
+    # Declared, so no worker start waits for torch to look for GPUs.
+    "TRAINFORGE_WORKER_DEVICES": "cpu",
 }
 
 
@@ -131,7 +133,7 @@ class Cluster:
         self.postgres.start()
         self.redis.start()
         self.api.start()
-        started = [self.workers.start_jobs_worker(env) for env in (jobs_worker_env or [{}])]
+        started = [self.workers.start_jobs_worker(env=env) for env in (jobs_worker_env or [{}])]
         started.append(self.workers.start_service_worker())
         self.api.wait_ready()
         for worker in started:
