@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint fuzz bench clean
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ lint: install
 
 test: install lint
 	$(PY) -m pytest
+
+# The fuzz test of the suite with many more examples per operation (the suite runs a few, derandomized).
+fuzz: install
+	TRAINFORGE_FUZZ_EXAMPLES=$${TRAINFORGE_FUZZ_EXAMPLES:-200} $(PY) -m pytest tests/api/test_fuzz.py -q
 
 bench: install
 	$(PY) bench/run_all.py $(BENCH)

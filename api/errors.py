@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trainforge.errors import ServiceError
@@ -36,6 +37,11 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
             msg = "unknown field; remove it (see the request schema at /docs)"
         elif err.get("type") == "missing":
             msg = "field required"
+        elif err.get("type") == "value_error":
+            msg = msg.removeprefix("Value error, ")  # our validators' own messages, told as they are
+            if tuple(err.get("loc", ())) == ("body",):  # a whole-body check names the field itself
+                messages.append(msg)
+                continue
         messages.append(f"{_location(tuple(err.get('loc', ())))}: {msg}")
     return "; ".join(messages)
 
@@ -66,6 +72,11 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
     detail = exc.detail
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route {request.method} {request.url.path}; the routes are listed at /docs"
+    elif exc.status_code == 400 and detail == "There was an error parsing the body":
+        # FastAPI's words for a body that is not UTF-8 or too deeply nested to decode.
+        detail = (
+            "request body could not be decoded (not UTF-8, or nested too deeply); send a UTF-8 JSON object"
+        )
     elif exc.status_code == 405:
         detail = f"method {request.method} is not allowed on {request.url.path}; see /docs"
     return JSONResponse(
@@ -73,9 +84,14 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
     )
 
 
-async def database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
-    """Answer 503 when the database connection failed (the client can retry); other DB errors are bugs."""
-    lost = exc.connection_invalidated or isinstance(exc, OperationalError)
+async def database_unavailable(request: Request, exc: DBAPIError | PoolTimeout) -> JSONResponse:
+    """Answer 503 when the database is unreachable or busy (the client can retry); other DB errors are bugs.
+
+    Busy: every pooled connection stayed taken for the pool's timeout, or SQLite's write lock did.
+    """
+    lost = isinstance(exc, (OperationalError, PoolTimeout)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
     if not lost:
         return await unexpected_error(request, exc)
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
@@ -98,4 +114,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeout, database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, unexpected_error)

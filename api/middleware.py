@@ -55,7 +55,8 @@ class BodyLimitMiddleware:
         )
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        # At most 20 digits before int(): a longer string is over any limit, and int() refuses very long ones.
+        if length is not None and (not length.isdigit() or len(length) > 20 or int(length) > limit):
             await self._too_large(send, limit, setting)
             return
         if scope["method"] in ("GET", "HEAD"):

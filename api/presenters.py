@@ -7,6 +7,7 @@ from pathlib import Path
 from trainforge.db.models import Job
 from trainforge.jobs.repository import JobView
 from trainforge.rundir import RunDir
+from trainforge.scheduling.pending import Pending
 from trainforge.schemas import JobLinks, JobPublic
 
 
@@ -30,8 +31,10 @@ def job_links(job: Job | JobView, artifacts_dir: Path | None = None) -> JobLinks
     return links
 
 
-def job_public(job: Job | JobView, artifacts_dir: Path | None = None) -> JobPublic:
-    """Return the public view of a job."""
+def job_public(
+    job: Job | JobView, artifacts_dir: Path | None = None, pending: Pending | None = None
+) -> JobPublic:
+    """Return the public view of a job (with its position and reason when it waits and they are known)."""
     return JobPublic(
         id=job.id,
         name=job.name,
@@ -54,5 +57,8 @@ def job_public(job: Job | JobView, artifacts_dir: Path | None = None) -> JobPubl
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
+        worker=job.worker_id,
+        position=pending.position if pending else None,
+        pending_reason=pending.reason if pending else None,
         links=job_links(job, artifacts_dir),
     )

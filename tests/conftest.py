@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from shared_helpers import free_port, private_redis, wait_for_port
+from shared_helpers import alembic_upgrade, free_port, private_redis, wait_for_port
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -33,18 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the packages are importable without `pip install -e .`
     sys.path.insert(0, str(ROOT))
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-def alembic_upgrade(url: str) -> None:
-    """Apply every migration to the database at `url` (what `alembic upgrade head` does)."""
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, "head")
 
 
 # --- databases -----------------------------------------------------------------------------------

@@ -8,10 +8,15 @@ package as the module `conftest` and drops the previous one, so in a run of the 
 from __future__ import annotations
 
 import contextlib
+import glob
+import os
+import shutil
 import socket
 import subprocess
+import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,3 +59,136 @@ def private_redis(binary: str, workdir: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def footprint(database_url: str, redis_url: str) -> dict[str, int]:
+    """Return what a request could have left behind: the rows of every table and the messages of every queue.
+
+    Compare the footprint before and after a refused request: it must not have changed.
+    """
+    import redis
+    from sqlalchemy import func, select
+
+    from trainforge.db.models import Base
+    from trainforge.db.session import get_engine
+
+    counts: dict[str, int] = {}
+    with get_engine(database_url).connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            counts[f"rows:{table.name}"] = int(conn.scalar(select(func.count()).select_from(table)) or 0)
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter():
+        if client.type(key) == b"list":  # a Celery queue (kombu keeps its bindings in sets)
+            counts[f"queue:{key.decode(errors='replace')}"] = int(client.llen(key))
+    return counts
+
+
+def alembic_upgrade(url: str) -> None:
+    """Apply every migration to the database at `url` (what `alembic upgrade head` does)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "head")
+
+
+def run_in_threads(*calls: Callable[[], object], timeout: float = 60.0) -> list[object]:
+    """Run every call on its own thread at once; return their results in order.
+
+    A thread's exception is only a warning in pytest: collect them and fail here with the first.
+    """
+    results: list[object] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = calls[i]()
+        except BaseException as exc:  # collected, raised in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(t.is_alive() for t in threads), f"a thread still runs after {timeout} s"
+    if errors:
+        raise errors[0]
+    return results
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of one test's own (initdb in a temp folder, a free port) to stop and start.
+
+    As root, the server runs as the `postgres` user, as PostgreSQL requires.
+    """
+
+    def __init__(self) -> None:
+        binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        initdb = shutil.which("initdb") or (binaries[-1] if binaries else None)
+        if initdb is None:
+            raise FileNotFoundError("no initdb: install PostgreSQL to run this test")
+        self.bin = Path(initdb).parent
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="tf-pg-"))
+        self.data = self.dir / "data"
+        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as_postgres:
+            shutil.chown(self.dir, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        """Run a PostgreSQL tool (as the postgres user when we are root)."""
+        subprocess.run(
+            [*self._as_postgres, str(self.bin / tool), *args], check=True, capture_output=True, timeout=60
+        )
+
+    def start(self) -> None:
+        """Start the server and wait until it takes connections."""
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        """Stop the server at once (open connections are cut)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def close(self) -> None:
+        """Stop the server if it runs and remove its folder."""
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class EmbeddedRedis:
+    """A redis-server child on a fixed port that a test can stop and start again (no persistence)."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Return the server's URL."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server and wait until it listens."""
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        """Stop the server; every queued message is lost, as in a crash without persistence."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)

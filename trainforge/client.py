@@ -37,6 +37,7 @@ from trainforge.schemas import (
     JobPublic,
     JobsPublic,
     TrainersPublic,
+    WorkersPublic,
 )
 from trainforge.vocab import TERMINAL, TERMINAL_EVENTS
 from trainforge.webhooks.schemas import DeliveriesPublic
@@ -475,6 +476,10 @@ class TrainforgeClient:
     def trainers(self) -> JSONList:
         """List the trainers this server can run, each with the override keys it accepts."""
         return [_dump(item) for item in self._parse(TrainersPublic, "GET", "/v1/trainers").data]
+
+    def workers(self) -> JSONList:
+        """List the live workers: queues, devices, running jobs, last heartbeat."""
+        return [_dump(item) for item in self._parse(WorkersPublic, "GET", "/v1/workers").data]
 
     # -- plumbing -------------------------------------------------------------------------------
 

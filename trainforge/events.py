@@ -2,7 +2,8 @@
 
 `emit()` is the one way an event is recorded. In one transaction it
 1. allocates the next `seq` with `UPDATE jobs SET event_seq = event_seq + 1 ... RETURNING` (the row
-   lock makes this race-free on PostgreSQL; SQLite serialises writers),
+   lock makes this race-free on PostgreSQL; SQLite serialises writers); a run's events pass its
+   fence (`trainforge.jobs.fence`), so the UPDATE matches only while that run holds the lease,
 2. skips the event if `(job_id, dedupe_key)` already exists (re-emission after a crash is a no-op),
 3. inserts the job_events row,
 4. lets the webhook outbox add its delivery rows (`trainforge.webhooks.outbox.enqueue_for_event`),
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from trainforge.db.models import Job, JobEvent
 from trainforge.db.types import new_id, utcnow
+from trainforge.jobs.fence import Fence, LeaseLostError
 from trainforge.pubsub import events_channel, publish_after_commit
 from trainforge.webhooks import outbox
 
@@ -62,20 +64,25 @@ def emit(
     type: str,
     data: dict[str, Any] | None = None,
     dedupe_key: str | None = None,
+    fence: Fence | None = None,
 ) -> dict[str, Any] | None:
     """Record event `type` for `job_id` and return its JSON, or None if `dedupe_key` was already used.
 
     Never commits: the caller's boundary does, and the Redis publish waits for that commit.
-    Raises UnknownJobError when the job does not exist.
+    Raises UnknownJobError when the job does not exist, LeaseLostError when `fence` no longer holds.
     """
     seq = session.execute(
         update(Job)
-        .where(Job.id == job_id)
+        .where(Job.id == job_id, *(fence.guard() if fence else ()))
         .values(event_seq=Job.event_seq + 1)
         .returning(Job.event_seq)
         .execution_options(synchronize_session=False)
     ).scalar()
     if seq is None:
+        if fence is not None and session.get(Job, job_id) is not None:
+            raise LeaseLostError(
+                f"job {job_id!r} is no longer leased to {fence.owner} (attempt {fence.attempt})"
+            )
         raise UnknownJobError(f"no job {job_id!r}")
     if dedupe_key is not None and _seen(session, job_id, dedupe_key):
         # We hold the job row's lock, so giving the number back keeps seq gap-free.

@@ -7,6 +7,8 @@
         train.log                   the training child's stdout and stderr, appended across attempts
         .runspec.json               the run description a fresh-interpreter child reads (worker.runspec)
         .outcome.json               how the last attempt ended, written by the child (worker.outcome)
+        .events-<attempt>.spool     events an attempt could not write yet, in order (worker.emitter);
+                                    the next attempt writes what an attempt left behind
 
 The engine writes the first three itself from `project`/`name`; `trainer_overrides()` is the one
 place that points it here, so the names below and the engine's agree.
@@ -24,6 +26,7 @@ RESULTS = "results.csv"
 LOG = "train.log"
 SPEC = ".runspec.json"
 OUTCOME = ".outcome.json"
+SPOOL_PREFIX, SPOOL_SUFFIX = ".events-", ".spool"
 # The short names the API lists and serves the checkpoints under.
 ARTIFACT_ALIASES = {"best.pt": BEST, "last.pt": LAST}
 
@@ -73,6 +76,19 @@ class RunDir:
     def outcome(self) -> Path:
         """Return the file in which the child reports how the run ended."""
         return self.path / OUTCOME
+
+    def spool(self, attempt: int) -> Path:
+        """Return the file in which attempt `attempt` keeps the events the database has not taken yet."""
+        return self.path / f"{SPOOL_PREFIX}{attempt}{SPOOL_SUFFIX}"
+
+    def spools(self) -> dict[int, Path]:
+        """Return the spool files in the folder by attempt."""
+        found = {}
+        for path in self.path.glob(f"{SPOOL_PREFIX}*{SPOOL_SUFFIX}"):
+            number = path.name[len(SPOOL_PREFIX) : -len(SPOOL_SUFFIX)]
+            if number.isdigit():
+                found[int(number)] = path
+        return dict(sorted(found.items()))
 
     def trainer_overrides(self) -> dict[str, str | bool]:
         """Return the overrides that make the engine's save_dir this folder (and reuse it on resume)."""

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trainforge.settings import MAX_WEBHOOKS_PER_JOB
 from trainforge.vocab import JOBS_QUEUE
@@ -45,9 +45,34 @@ def check_tag(tag: str) -> str:
 
 
 class Strict(BaseModel):
-    """A request body that refuses unknown fields (a typo should fail, not be ignored)."""
+    """A request body that refuses unknown fields (a typo should fail, not be ignored) and unstorable values.
+
+    Every field of every request body is checked here, once: PostgreSQL refuses a NUL character in any
+    text it stores, and JSON columns cannot hold NaN, so such a value is a 422 naming the field.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """Refuse NUL characters, NaN/Infinity and very deep nesting anywhere in the body."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                check_json_value(value, str(key))
+        return data
+
+
+class ErrorPublic(BaseModel):
+    """Every 4xx/5xx answer: what is wrong and how to fix it; `key` names the offending field if one does."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str
+    key: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="One entry per invalid field (loc, msg, type), on 422 for a bad request."
+    )
 
 
 class Resources(Strict):
@@ -59,6 +84,19 @@ class Resources(Strict):
     gpus: int = Field(
         default=0, ge=0, le=64, description="GPUs for the job; more than one runs under torchrun."
     )
+    gpu_memory_gb: float | None = Field(
+        default=None,
+        gt=0,
+        le=1024,
+        description="Memory each of the job's GPUs must have, in GB (needs gpus >= 1).",
+    )
+
+    @model_validator(mode="after")
+    def _memory_needs_gpus(self) -> Resources:
+        """Refuse a GPU memory need on a job that asks for no GPU."""
+        if self.gpu_memory_gb is not None and self.gpus == 0:
+            raise ValueError("gpu_memory_gb needs gpus >= 1; ask for GPUs or drop gpu_memory_gb")
+        return self
 
 
 class JobWebhook(Strict):
@@ -97,13 +135,6 @@ class JobCreate(Strict):
     def _tags_valid(cls, tags: list[str]) -> list[str]:
         """Check each tag's characters and drop duplicates."""
         return list(dict.fromkeys(check_tag(t) for t in tags))
-
-    @field_validator("overrides")
-    @classmethod
-    def _overrides_storable(cls, overrides: dict[str, Any]) -> dict[str, Any]:
-        """Refuse values no JSON column can hold (NaN, NUL characters, deep nesting)."""
-        check_json_value(overrides, "overrides")
-        return overrides
 
     @field_validator("name")
     @classmethod
@@ -163,7 +194,42 @@ class JobPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    worker: str | None = Field(default=None, description="The worker that runs (or last ran) the job.")
+    position: int | None = Field(
+        default=None, description="A waiting job's place in its queue (1: next), in placement order."
+    )
+    pending_reason: str | None = Field(default=None, description="Why a waiting job has not started yet.")
     links: JobLinks
+
+
+class DevicesPublic(BaseModel):
+    """What a worker trains on: `kind` "cpu" (count 0) or "cuda" with the count, name and memory."""
+
+    kind: str
+    count: int
+    name: str | None
+    memory_gb: float | None = Field(description="Memory of each device (the smallest), in GB.")
+    source: str = Field(description='"detected" by torch, or "declared" by the operator in settings.')
+
+
+class WorkerPublic(BaseModel):
+    """A live worker: its queues, devices, the jobs it runs, its last heartbeat."""
+
+    id: str
+    hostname: str
+    queues: list[str]
+    slots: int = Field(description="Jobs it runs at once.")
+    devices: DevicesPublic
+    running: int = Field(description="Jobs it runs now, of every tenant.")
+    jobs: list[str] = Field(description="Your jobs among them (other tenants' are only counted).")
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+class WorkersPublic(BaseModel):
+    """Every live worker (one that heartbeat within the lease timeout)."""
+
+    data: list[WorkerPublic]
 
 
 class JobsPublic(BaseModel):

@@ -12,7 +12,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from trainforge.scheduling.inventory import parse_declared
 from trainforge.vocab import SERVICE_QUEUES
+from trainforge.webhooks.ssrf import Policy
 
 DEFAULT_DATABASE_URL = "sqlite:///./.trainforge/trainforge.db"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -71,7 +73,8 @@ class Settings(BaseSettings):
     cache_max_bytes: int = Field(default=50 * 1024**3, gt=0, description="Extracted sets kept, LRU.")
     # Module prefixes from which "package.module:Class" trainers may be loaded ("mypkg" allows mypkg.*).
     trainer_modules: CommaList = Field(default_factory=list)
-    # CIDRs or host names webhooks may reach although they are private/loopback (e.g. "127.0.0.0/8").
+    # CIDRs or host names webhooks may reach although they are private/loopback (e.g. "127.0.0.0/8");
+    # "*" allows every address (development only).
     webhook_allow: CommaList = Field(default_factory=list)
     # Folders whose files jobs may name by raw path (data=, model=, pretrained=); none by default.
     data_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
@@ -86,6 +89,13 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, description="Runs of one job before it fails for good.")
     job_time_limit_s: float | None = Field(default=None, gt=0, description="Wall-clock limit of every run.")
     stop_grace_s: float = Field(default=30.0, gt=0, description="SIGTERM to SIGKILL of a training child.")
+    resend_waiting_after_s: float = Field(
+        default=60.0, gt=0, description="Re-send run_job for a job waiting this long untouched."
+    )
+    # Added to this host's clock: a test hook that plays a host whose clock is off (leases ignore it).
+    clock_skew_s: float = 0.0
+    # A worker's devices as the operator declares them ("cpu" or "2xA100:80"); unset: torch finds them.
+    worker_devices: str | None = None
 
     # Operator limits (see docs/operations.md); a tenant's row in tenant_limits replaces any of them.
     # None means no limit. Checked at submit unless marked "run time".
@@ -162,6 +172,21 @@ class Settings(BaseSettings):
         """Resolve every data root once, so API and workers compare paths against the same folders."""
         return [Path(os.path.realpath(root.expanduser())) for root in value]
 
+    @field_validator("webhook_allow")
+    @classmethod
+    def _allow_entries_parse(cls, value: list[str]) -> list[str]:
+        """Check every entry now, so a typo stops the service at start, not each webhook at submit."""
+        Policy.from_allow(value)
+        return value
+
+    @field_validator("worker_devices")
+    @classmethod
+    def _devices_readable(cls, value: str | None) -> str | None:
+        """Check that declared worker devices parse, so a typo stops the worker at start."""
+        if value:
+            parse_declared(value)
+        return value or None
+
     @field_validator("job_queues")
     @classmethod
     def _job_queues_apart(cls, value: list[str]) -> list[str]:
@@ -203,6 +228,8 @@ class Settings(BaseSettings):
             problems.append(
                 "set TRAINFORGE_REDIS_URL explicitly (the default is an unauthenticated local Redis)"
             )
+        if self.clock_skew_s:
+            problems.append("TRAINFORGE_CLOCK_SKEW_S is a test hook; leave it unset in production")
         problems += [
             f"TRAINFORGE_WEBHOOK_ALLOW entry {entry!r} opens every address; list the exact hosts/CIDRs"
             for entry in self.webhook_allow

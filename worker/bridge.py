@@ -2,11 +2,14 @@
 
 Each event carries that moment's epoch (1-based), epochs, losses, lr and, once validated, metrics,
 fitness, best_fitness and the checkpoint paths. Epoch events use the dedupe key "<type>:<epoch>", so
-a resumed run never stores one twice; run-wide events are keyed by attempt.
+a resumed run never stores one twice; run-wide events are keyed by attempt. A trainer that fires
+`on_fit_epoch_end` again for an epoch (some re-fire it after their final evaluation) is reported
+once per epoch: the repeat is dropped here, before it could reach a subscriber.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from functools import partial
 from pathlib import Path
@@ -26,6 +29,8 @@ CUT_EPOCH_EVENTS = frozenset({"on_model_save", "on_params_update"})
 # The epoch-end events re-emitted from last.pt after a resume, in order (see worker/resume.py).
 CHECKPOINT_EPOCH_EVENTS = ("on_train_epoch_end", "on_model_save", "on_fit_epoch_end")
 PROGRESS_INTERVAL_S = 0.5
+
+log = logging.getLogger(__name__)
 
 
 def plain(value: Any) -> Any:
@@ -59,6 +64,7 @@ class EventBridge:
         self._batch = 0
         self._last_progress = 0.0
         self._epoch_ended = False
+        self._fit_epochs: set[int] = set()
 
     def attach(self, trainer: Any) -> None:
         """Add this bridge's callbacks to every trainer event."""
@@ -77,11 +83,16 @@ class EventBridge:
         if event == "on_train_epoch_start":
             self._batch = 0
             self._epoch_ended = False
-            # Every earlier epoch's events are stored before this epoch can write last.pt, so a crash
-            # can only lose the checkpoint epoch's, which a resumed run re-emits (worker/resume.py).
-            self.emitter.flush()
+            # Every earlier epoch's events are stored (or spooled) before this epoch can write last.pt, so
+            # a crash can only lose the checkpoint epoch's, which a resumed run re-emits (worker/resume.py).
+            if not self.emitter.flush():
+                log.warning("the previous epoch's events are not kept yet; training goes on")
         data = self.snapshot(trainer, event)
         epoch = data.get("epoch") if event in EPOCH_EVENTS else None
+        if event == "on_fit_epoch_end" and epoch is not None:
+            if epoch in self._fit_epochs:
+                return  # re-fired for an epoch already reported (e.g. after a final evaluation)
+            self._fit_epochs.add(epoch)
         key = dedupe_key(event, epoch, self.attempt)
         if event in CUT_EPOCH_EVENTS and not self._epoch_ended:
             # Keyed by epoch alone, the cut epoch's events would shadow those of its resumed, full run.
@@ -121,6 +132,10 @@ class EventBridge:
             data["fitness"] = getattr(trainer, "fitness", None)
             data["best_fitness"] = getattr(trainer, "best_fitness", None)
             data.update(self.paths(trainer))
+        if event == "on_train_start":
+            # Where this attempt trains from: 1, or the epoch after its checkpoint when it resumed.
+            start = getattr(trainer, "start_epoch", None)
+            data["first_epoch"] = None if start is None else int(start) + 1
         if event == "on_train_end":
             data["stop_reason"] = getattr(trainer, "stop_reason", None)
         return {k: v for k, v in plain(data).items() if v is not None}

@@ -15,10 +15,11 @@ from kombu import Queue
 
 from trainforge import queue
 from trainforge.settings import get_settings
+from worker.registration import placement_enabled
 
 
 def beat_schedule(reap_interval_s: float, sweep_interval_s: float) -> dict[str, dict]:
-    """Return the periodic tasks: the job reaper and the webhook sweep."""
+    """Return the periodic tasks: the job reaper (it also re-sends stuck jobs) and the webhook sweep."""
     return {
         "reap-stale-jobs": {"task": queue.REAP_JOBS, "schedule": reap_interval_s},
         "sweep-webhooks": {"task": queue.SWEEP_WEBHOOKS, "schedule": sweep_interval_s},
@@ -39,8 +40,12 @@ def create_app() -> Celery:
         # A training run outlives any broker visibility timeout: acknowledge on receipt and let the
         # job's lease (not a redelivered message) decide who runs it.
         task_acks_late=False,
-        # One task at a time per process: a GPU worker must not reserve a second job it cannot start.
+        # One task at a time per process: a GPU worker must not reserve a second job it cannot start,
+        # and a busy worker fetches no message at all (a run_job waits in Redis for a free worker).
         worker_prefetch_multiplier=1,
+        worker_disable_prefetch=placement_enabled(),
+        # Each node also consumes its own queue, where placement wakes it (scheduling/placement.py).
+        worker_direct=True,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         beat_schedule=beat_schedule(settings.reap_interval_s, settings.webhook_sweep_interval_s),

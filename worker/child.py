@@ -23,11 +23,12 @@ from sqlalchemy import text
 
 from trainer_engine.data.cache import LABEL_CACHE_ENV
 from trainforge.db.session import dispose_engines, session_scope
+from trainforge.jobs.fence import Fence
 from trainforge.pubsub import get_redis, reset_clients
 from worker.bridge import EventBridge, plain
 from worker.emitter import Emitter
 from worker.outcome import Outcome, write_outcome
-from worker.resume import reemit_checkpoint_epoch
+from worker.resume import reemit_checkpoint_epoch, replay_spools
 from worker.runspec import RunSpec
 from worker.zygote import orphaned
 
@@ -86,7 +87,10 @@ def run(spec: RunSpec) -> int:
     reset_clients()
     # torchrun numbers its processes; only rank 0 reports.
     rank = int(os.environ.get("RANK", "0"))
-    emitter = Emitter(spec.job_id) if rank == 0 else None
+    emitter = None
+    if rank == 0:
+        fence = Fence(spec.lease_owner, spec.attempt)
+        emitter = Emitter(spec.job_id, fence, spec.run_dir.spool(spec.attempt))
     bridge = EventBridge(emitter, spec.run_dir, spec.attempt) if emitter else None
     outcome = Outcome()
     try:
@@ -118,6 +122,7 @@ def _train(spec: RunSpec, bridge: EventBridge | None, timings: dict[str, float])
     trainer = trainer_cls(overrides=dict(spec.overrides))
     if bridge is not None:
         bridge.attach(trainer)
+        replay_spools(bridge, spec.attempt, spec.run_dir.last if spec.resume else None)
         if spec.resume:
             reemit_checkpoint_epoch(bridge, trainer, spec.run_dir.last)
     timings["trainer_built"] = time.time()

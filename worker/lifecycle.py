@@ -1,8 +1,10 @@
-"""Worker start and stop hooks: the warm fork server, the startup reap, and a clean shutdown.
+"""Worker start and stop hooks: the warm fork server, registration, the startup reap, a clean shutdown.
 
-A worker that consumes the jobs queue starts one fork server (worker.zygote) in its main process
-when it starts, reaps stale leases and re-sends waiting jobs once it is ready, and on shutdown asks
-every training child to stop at a batch boundary (their jobs are resumed elsewhere from last.pt).
+A worker that consumes a job queue starts one fork server (worker.zygote) in its main process
+when it starts and registers its inventory in the workers table (worker.registration), reaps
+stale leases and re-sends waiting jobs once it is ready, and on shutdown asks every training
+child to stop at a batch boundary (their jobs are resumed elsewhere from last.pt) and removes
+its row.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from celery import signals
 from trainforge.db.session import dispose_engines
 from trainforge.pubsub import reset_clients
 from worker import launcher
+from worker.registration import Registration, consumed_queues, job_queues
 from worker.zygote import ZygoteClient
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 FORK_SERVER_ENV = "TRAINFORGE_FORK_SERVER"
 
 _main_pid: int | None = None
+_registration: Registration | None = None
 
 
 def pool_parent_pid() -> int | None:
@@ -47,11 +51,21 @@ def consumes_jobs(worker: Any) -> bool:
 @signals.worker_init.connect
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
     """Remember the main pid and start the fork server (the worker is ready once it has preloaded)."""
-    global _main_pid
+    global _main_pid, _registration
     _main_pid = os.getpid()
-    if consumes_jobs(sender) and os.environ.get(FORK_SERVER_ENV, "1") != "0":
+    if not consumes_jobs(sender):
+        return
+    zygote = None
+    if os.environ.get(FORK_SERVER_ENV, "1") != "0":
         zygote = ZygoteClient()
         zygote.start()
+    # Registered before the pool starts, so the first run_job already places by the inventory; the
+    # device probe runs while the fork server preloads.
+    _registration = Registration(
+        sender.hostname, job_queues(consumed_queues(sender)), int(sender.concurrency)
+    )
+    _registration.register()
+    if zygote is not None:
         # Take no job before children can start warm: a job waiting on a cold fork server would not
         # heartbeat meanwhile. If the server fails, children start as fresh interpreters instead.
         if zygote.wait_ready(timeout=300):
@@ -69,6 +83,8 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
         return
     from worker import reaper
 
+    if _registration is not None:
+        _registration.start_heartbeat()
     try:
         reaped = reaper.reap()
         resent = reaper.resend_waiting()
@@ -92,7 +108,11 @@ def _on_shutting_down(**_: Any) -> None:
 
 @signals.worker_shutdown.connect
 def _on_shutdown(**_: Any) -> None:
-    """Stop the fork server."""
+    """Stop the fork server and remove the worker's row."""
+    if _main_pid != os.getpid():
+        return
     zygote = launcher.get_zygote()
-    if zygote is not None and _main_pid == os.getpid():
+    if zygote is not None:
         zygote.stop()
+    if _registration is not None:
+        _registration.stop()

@@ -1,4 +1,8 @@
-"""The reaper: re-queue jobs with a stale lease, finish abandoned cancels, re-send waiting jobs."""
+"""The reaper: re-queue jobs with a stale lease, finish abandoned cancels, re-send waiting jobs.
+
+`sweep()` is what the beat schedule runs every `reap_interval_s` (task `trainforge.reap_jobs`);
+a starting worker also re-sends every waiting job once (`resend_waiting`).
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,30 @@ def reap(settings: Settings | None = None) -> list[lease.Reaped]:
     for item in reaped:
         log.warning("job %s had a stale lease; now %s", item.job_id, item.status)
     return reaped
+
+
+def resend_stuck(settings: Settings | None = None) -> list[str]:
+    """Re-send run_job for jobs waiting longer than `resend_waiting_after_s` untouched; return their ids.
+
+    Their message may be lost (sent while Redis was down, or Redis restarted without it). A job whose
+    message is still in the broker gets a second one; take_lease lets only one of them run it.
+    """
+    settings = settings or get_settings()
+    with session_scope() as session:
+        resent = lease.resend_waiting(session, older_than_s=settings.resend_waiting_after_s, limit=None)
+    for job_id in resent:
+        log.warning(
+            "job %s waited %.0f s or more without a worker; run_job re-sent",
+            job_id,
+            settings.resend_waiting_after_s,
+        )
+    return resent
+
+
+def sweep(settings: Settings | None = None) -> tuple[list[lease.Reaped], list[str]]:
+    """Reap stale leases, then re-send waiting jobs without a live message; return both."""
+    settings = settings or get_settings()
+    return reap(settings), resend_stuck(settings)
 
 
 def resend_waiting() -> list[str]:

@@ -2,18 +2,25 @@
 
     take_lease (queued|retrying → running, job.started)      or drop the delivery: someone else has it,
                                                               or the tenant runs max_running_jobs already
+        (on a registered worker: of the job placement names, trainforge/scheduling/placement.py)
     resolve the job's data/model/pretrained for its tenant    (refused now → failed with the reason)
     build the RunSpec (attempt, overrides, resume or not, world size, run folder) and start the child
     with it (own process group)
-    until it exits, every POLL_S:
+    heartbeat every settings.heartbeat_interval_s on its own thread (a hung database never stalls
+    the watch), and until the child exits, every POLL_S:
         cancel notice on Redis, or status "cancelling" at a heartbeat → SIGTERM the group
-        heartbeat every settings.heartbeat_interval_s            (lease lost → SIGKILL, record nothing)
+        lease lost at a heartbeat                                 → SIGKILL, record nothing
+        no heartbeat succeeded for half the lease timeout         → SIGTERM, SIGKILL a quarter later
         past the time limit                                       → SIGTERM the group
         run folder over its disk quota (train.log over its cap: cut it) → SIGTERM the group
         SIGTERM sent more than the grace period ago               → SIGKILL the group
-    record: succeeded | failed (trainer's message) | cancelled | retrying (stopped from outside)
+    record: succeeded | failed (trainer's message) | cancelled | retrying (stopped from outside, or
+    fenced), failed instead of retrying once the job ran max_attempts times
 
-Only the lease holder records an outcome; every write is one guarded UPDATE plus its event.
+Fencing: the reaper hands a job on once its heartbeat is `lease_timeout_s` old on the database's
+clock; a supervisor that cannot heartbeat stops its child by three quarters of that, on its own
+clock, so two runs of one job never train at once. Only the lease holder records an outcome;
+every write is one UPDATE guarded by lease owner and attempt, plus its event.
 """
 
 from __future__ import annotations
@@ -23,12 +30,14 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from trainforge import references
 from trainforge.db.models import Job
@@ -38,6 +47,7 @@ from trainforge.jobs import lease
 from trainforge.jobs import limits as job_limits
 from trainforge.registry import builtin_trainers, module_allowed
 from trainforge.rundir import RunDir
+from trainforge.scheduling import placement
 from trainforge.settings import Settings, get_settings
 from trainforge.tenant_limits import Limits, limits_for
 from trainforge.vocab import JobStatus
@@ -54,7 +64,7 @@ POLL_S = 0.2
 USAGE_CHECK_S = 1.0
 
 # Why the supervisor stopped the child (None: it ended on its own).
-CANCEL, TIME, DISK, LOST, ORPHANED = "cancel", "time", "disk", "lease lost", "worker gone"
+CANCEL, TIME, DISK, LOST, ORPHANED, FENCED = "cancel", "time", "disk", "lease lost", "worker gone", "fenced"
 
 
 def new_owner() -> str:
@@ -118,6 +128,10 @@ def decide(
         # Training that completed before it noticed the cancel keeps its result.
         completed = finished and outcome.stop_reason is None
         return Verdict(JobStatus.SUCCEEDED) if completed else Verdict(JobStatus.CANCELLED)
+    if reason == FENCED:
+        # The database stayed away too long to keep the lease: resume elsewhere from last.pt.
+        completed = finished and outcome.stop_reason is None
+        return Verdict(JobStatus.SUCCEEDED) if completed else Verdict(JobStatus.RETRYING)
     if reason == TIME:
         if finished and outcome.stop_reason is None:
             return Verdict(JobStatus.SUCCEEDED)
@@ -136,32 +150,72 @@ def decide(
     return Verdict(JobStatus.FAILED, outcome.error or describe_exit(code))
 
 
+class Heartbeat:
+    """Renew one run's lease every interval on a thread of its own; the watch loop reads the result."""
+
+    def __init__(self, job_id: str, owner: str, attempt: int, interval_s: float, taken_at: float) -> None:
+        self.job_id, self.owner, self.attempt, self.interval_s = job_id, owner, attempt, interval_s
+        # When the last successful beat was sent (monotonic); at first, when the lease was taken.
+        self.ok_at = taken_at
+        self.status: str | None = JobStatus.RUNNING.value
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="trainforge-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        """Beat at once (a cancel may predate our subscription), then every interval, until lost or closed."""
+        while not self._stop.is_set():
+            sent = time.monotonic()  # counted from before the UPDATE: the lease can be no newer
+            try:
+                with session_scope() as session:
+                    status = lease.heartbeat(session, self.job_id, self.owner, self.attempt)
+            except Exception as exc:  # the database is away; the watch loop fences if it stays away
+                log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
+            else:
+                if status is None:
+                    self.lost = True
+                    return
+                self.status, self.ok_at = status, sent
+            self._stop.wait(self.interval_s)
+
+    def close(self) -> None:
+        """Stop beating."""
+        self._stop.set()
+
+
 class Supervisor:
     """Run one job's training child to its end and record the outcome."""
 
     def __init__(
         self,
-        job_id: str,
+        job_id: str | None,
         settings: Settings | None = None,
         *,
+        worker_id: str | None = None,
         parent_pid: int | None = None,
         time_limit_s: float | None = None,
         stop_grace_s: float | None = None,
     ) -> None:
-        self.job_id = job_id
+        # The job the message named; a registered worker runs the one placement gives it instead.
+        self.job_id = job_id or ""
+        self.worker_id = worker_id
         self.settings = settings or get_settings()
         self.owner = new_owner()
         self.parent_pid = parent_pid
         self.limit_s = time_limit_s
         self.grace_s = stop_grace_s or self.settings.stop_grace_s
-        self.run_dir = RunDir.of(self.settings.artifacts_dir, job_id)
+        self.run_dir = RunDir.of(self.settings.artifacts_dir, self.job_id)
         self.reason: str | None = None
         self.why: str | None = None
         self.tenant_id: str | None = None
         self.limits: Limits | None = None
         # Why the tenant's limits keep the job waiting (max_running_jobs), when they do.
         self.held: str | None = None
+        self.attempt = 0
         self._term_at: float | None = None
+        self._kill_after_s = self.grace_s
+        self._taken_at = time.monotonic()
 
     def run(self) -> str:
         """Supervise the job; return its final status, or why nothing was recorded."""
@@ -222,18 +276,15 @@ class Supervisor:
         The child gets the job's file references as resolved here, for the job's tenant, never the
         values the tenant wrote; a reference that no longer resolves fails the job with the reason.
         """
+        self._taken_at = time.monotonic()  # the lease can be no newer than this
         with session_scope() as session:
-            self.tenant_id = session.execute(select(Job.tenant_id).where(Job.id == self.job_id)).scalar()
-            if self.tenant_id is None:
+            job_id = self._claim(session)
+            if job_id is None:
                 return None
-            self.limits = limits_for(session, self.tenant_id, self.settings)
-            self.held = job_limits.running_refusal(session, self.tenant_id, self.limits)
-            if self.held is not None:
-                return None
-            if not lease.take_lease(session, self.job_id, self.owner):
-                return None
+            self.job_id, self.run_dir = job_id, RunDir.of(self.settings.artifacts_dir, job_id)
             columns = (Job.trainer_ref, Job.overrides, Job.resources, Job.attempt, Job.tenant_id, Job.task)
             row = session.execute(select(*columns).where(Job.id == self.job_id)).one()
+            self.attempt = int(row.attempt)  # every write of this run is fenced by it
             ctx = references.Context(session, row.tenant_id, self.settings, row.task)
             # dataset:/model: names are pinned to the versions recorded at submit before resolving.
             pinned = inputs.pin(session, self.job_id, dict(row.overrides or {}))
@@ -251,12 +302,40 @@ class Supervisor:
             run_dir=self.run_dir,
         )
 
+    def _claim(self, session: Session) -> str | None:
+        """Take a lease: of the best job for this worker when it is registered, else of the named job."""
+        if self.worker_id is not None and placement.is_registered(session, self.worker_id):
+            return placement.take_next(session, self.worker_id, self.owner, admit=self._admit)
+        if (
+            self.job_id
+            and self._admit(session, self.job_id)
+            and lease.take_lease(session, self.job_id, self.owner)
+        ):
+            return self.job_id
+        return None
+
+    def _admit(self, session: Session, job_id: str) -> bool:
+        """Return whether the job's tenant may start another run now; remember why not in `held`."""
+        tenant_id = session.execute(select(Job.tenant_id).where(Job.id == job_id)).scalar()
+        if tenant_id is None:
+            return False
+        limits = limits_for(session, tenant_id, self.settings)
+        held = job_limits.running_refusal(session, tenant_id, limits)
+        if held is not None:
+            self.held = held
+            return False
+        self.tenant_id, self.limits = tenant_id, limits
+        return True
+
     def _watch(self, child: launcher.Child) -> int:
         """Heartbeat and watch until the child exits; return its exit code."""
         cancel = CancelWatch(self.job_id)
+        beats = Heartbeat(
+            self.job_id, self.owner, self.attempt, self.settings.heartbeat_interval_s, self._taken_at
+        )
+        fence_s = self.settings.lease_timeout_s / 2
         usage = self._usage()
         started = time.monotonic()
-        next_beat = started  # beat at once: a cancel may have arrived before we subscribed
         next_usage = started + USAGE_CHECK_S
         try:
             while True:
@@ -264,11 +343,15 @@ class Supervisor:
                 if code is not None:
                     return code
                 now = time.monotonic()
-                if cancel.requested():
+                if beats.lost:
+                    self._kill(child, LOST)
+                elif now - beats.ok_at > fence_s:
+                    # Another worker may get the job at the lease timeout: be gone well before then.
+                    self._stop(
+                        child, FENCED, kill_after_s=min(self.grace_s, self.settings.lease_timeout_s / 4)
+                    )
+                elif cancel.requested() or beats.status == JobStatus.CANCELLING:
                     self._stop(child, CANCEL)
-                if now >= next_beat:
-                    next_beat = now + self.settings.heartbeat_interval_s
-                    self._beat(child)
                 if self.limit_s is not None and now - started > self.limit_s:
                     self._stop(child, TIME)
                 if now >= next_usage:
@@ -276,27 +359,17 @@ class Supervisor:
                     self._check_usage(child, usage)
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     self._kill(child, ORPHANED)
-                if self._term_at is not None and now - self._term_at > self.grace_s:
+                if self._term_at is not None and now - self._term_at > self._kill_after_s:
                     log.warning(
-                        "job %s: no exit %.0f s after SIGTERM; sending SIGKILL", self.job_id, self.grace_s
+                        "job %s: no exit %.1f s after SIGTERM; sending SIGKILL",
+                        self.job_id,
+                        self._kill_after_s,
                     )
                     child.signal_group(signal.SIGKILL)
                     self._term_at = None
         finally:
+            beats.close()
             cancel.close()
-
-    def _beat(self, child: launcher.Child) -> None:
-        """Renew the lease; stop the child when the job is cancelling or the lease is gone."""
-        try:
-            with session_scope() as session:
-                status = lease.heartbeat(session, self.job_id, self.owner)
-        except Exception as exc:  # the DB may be briefly away; the lease survives a few missed beats
-            log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
-            return
-        if status is None:
-            self._kill(child, LOST)
-        elif status == JobStatus.CANCELLING:
-            self._stop(child, CANCEL)
 
     def _usage(self) -> UsageWatch:
         """Return the watch of this run's disk quota and log cap."""
@@ -318,12 +391,13 @@ class Supervisor:
             self.why = over
             self._stop(child, DISK)
 
-    def _stop(self, child: launcher.Child, reason: str) -> None:
-        """Ask the child to stop at a batch boundary (SIGTERM to its group), once."""
+    def _stop(self, child: launcher.Child, reason: str, kill_after_s: float | None = None) -> None:
+        """Ask the child to stop at a batch boundary (SIGTERM to its group), once; SIGKILL after the grace."""
         if self.reason is None:
             self.reason = reason
             self._term_at = time.monotonic()
-            log.info("job %s: stopping the training child (%s)", self.job_id, reason)
+            self._kill_after_s = kill_after_s or self.grace_s
+            log.warning("job %s: stopping the training child (%s)", self.job_id, reason)
             child.signal_group(signal.SIGTERM)
 
     def _kill(self, child: launcher.Child, reason: str) -> None:
@@ -344,6 +418,12 @@ class Supervisor:
 
     def _record_verdict(self, verdict: Verdict, outcome: Outcome, code: int | None) -> str:
         """Move the job to the verdict's status with its event (and re-send it when retrying)."""
+        if verdict.status is JobStatus.RETRYING and self.attempt >= self.settings.max_attempts:
+            verdict = Verdict(
+                JobStatus.FAILED,
+                f"the run was stopped from outside ({_stop_reason(self.reason) or 'signal'}) and the job "
+                f"already ran {self.attempt} times (TRAINFORGE_MAX_ATTEMPTS={self.settings.max_attempts})",
+            )
         # A stop for a limit is the supervisor's, though the child saw only a signal.
         ours = _stop_reason(self.reason) if self.reason in (TIME, DISK) else None
         values: dict[str, Any] = {"stop_reason": ours or outcome.stop_reason or _stop_reason(self.reason)}
@@ -359,15 +439,28 @@ class Supervisor:
         }
         if verdict.error:
             values["error"] = data["error"] = verdict.error
-        with session_scope() as session:
-            moved = lease.release_lease(
-                session, self.job_id, self.owner, verdict.status, values=values, data=data
-            )
-            if moved and verdict.status is JobStatus.RETRYING:
-                resources = session.execute(select(Job.resources).where(Job.id == self.job_id)).scalar()
-                lease.send_run_job(session, self.job_id, resources)
-            if moved and self.tenant_id is not None:
-                job_limits.wake_waiting(session, self.tenant_id, self.settings)
+        try:
+            with session_scope() as session:
+                moved = lease.release_lease(
+                    session,
+                    self.job_id,
+                    self.owner,
+                    verdict.status,
+                    values=values,
+                    data=data,
+                    attempt=self.attempt,
+                )
+                if moved and verdict.status is JobStatus.RETRYING:
+                    resources = session.execute(select(Job.resources).where(Job.id == self.job_id)).scalar()
+                    lease.send_run_job(session, self.job_id, resources)
+                if moved and self.tenant_id is not None:
+                    job_limits.wake_waiting(session, self.tenant_id, self.settings)
+        except Exception:
+            if self.reason != FENCED:
+                raise
+            # The database is still away: the reaper hands the job on once the lease is stale.
+            log.warning("job %s: fenced, and the outcome could not be recorded; the reaper will", self.job_id)
+            return FENCED
         if not moved:
             log.warning("job %s: lease lost before recording %s", self.job_id, verdict.status)
             return LOST
@@ -376,7 +469,9 @@ class Supervisor:
 
 def _stop_reason(reason: str | None) -> str | None:
     """Return the stop_reason recorded when the child left none."""
-    return {CANCEL: "cancelled", TIME: "time limit", DISK: "disk quota"}.get(reason or "")
+    return {CANCEL: "cancelled", TIME: "time limit", DISK: "disk quota", FENCED: "lease fenced"}.get(
+        reason or ""
+    )
 
 
 def _progress_values(outcome: Outcome) -> dict[str, Any]:

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+from celery import Task
+
 from trainforge import queue
 from trainforge.settings import get_settings
 from worker import lifecycle, reaper
 from worker.celery_app import app
+from worker.registration import placement_enabled
 from worker.supervisor import Supervisor
 
 
-@app.task(name=queue.RUN_JOB, acks_late=False, ignore_result=True)
-def run_job(job_id: str) -> str:
-    """Run one job to its end (acknowledged on receipt: the lease, not the broker, guards the run)."""
-    return Supervisor(job_id, parent_pid=lifecycle.pool_parent_pid()).run()
+@app.task(name=queue.RUN_JOB, bind=True, acks_late=False, ignore_result=True)
+def run_job(self: Task, job_id: str | None = None) -> str:
+    """Run the job placement gives this worker to its end (`job_id`: the job the message was sent for).
+
+    Acknowledged on receipt: the lease, not the broker, guards the run.
+    """
+    worker_id = self.request.hostname if placement_enabled() else None
+    return Supervisor(job_id, worker_id=worker_id, parent_pid=lifecycle.pool_parent_pid()).run()
 
 
 @app.task(name=queue.REAP_JOBS, ignore_result=True)
 def reap_jobs() -> int:
-    """Re-queue jobs whose worker stopped heartbeating; return how many moved."""
-    return len(reaper.reap())
+    """Re-queue jobs whose worker stopped heartbeating and re-send stuck waiting jobs; return how many."""
+    reaped, resent = reaper.sweep()
+    return len(reaped) + len(resent)
 
 
 @app.task(name=queue.VALIDATE_DATASET, ignore_result=True)

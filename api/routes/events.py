@@ -17,6 +17,9 @@ from trainforge.schemas import EventsPublic
 
 router = APIRouter(prefix="/v1/jobs", tags=["events"])
 MAX_SEQ = 2**31 - 1  # seq is a 32-bit integer column
+# ASCII digits only: str.isdigit() also accepts '²' and other digits int() refuses, and a bounded length
+# keeps int() from a very long string.
+SEQ_RE = re.compile(r"[0-9]{1,10}")
 MAX_TYPES = 32
 EVENT_TYPE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -24,9 +27,10 @@ EVENT_TYPE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 def _resume_point(after: int | None, last_event_id: str | None) -> int:
     """Return the seq to resume after: Last-Event-ID wins over ?after=."""
     if last_event_id not in (None, ""):
-        if not last_event_id.isdigit() or int(last_event_id) > MAX_SEQ:
+        if not SEQ_RE.fullmatch(last_event_id) or int(last_event_id) > MAX_SEQ:
             raise Invalid(
-                f"invalid Last-Event-ID {last_event_id!r}: send the id (a seq number) of the last event"
+                f"invalid Last-Event-ID {last_event_id[:20]!r}: send the id (a seq number from 0 to "
+                f"{MAX_SEQ}) of the last event you received"
             )
         return int(last_event_id)
     return after or 0

@@ -5,14 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
 
-from api.deps import CurrentTenant, JobDep, SessionDep, SettingsDep
+from api.deps import CurrentTenant, JobDep, SessionDep, SettingsDep, commit_in_handler
 from api.presenters import job_links, job_public
 from trainforge.datasets import repository as uploads
 from trainforge.datasets.schemas import JobInputPublic, JobInputsPublic
+from trainforge.db.session import get_read_engine
 from trainforge.errors import Invalid
 from trainforge.jobs import repository, service
+from trainforge.jobs.repository import JobView
+from trainforge.scheduling.pending import Pending, Waiting, explain, is_waiting
 from trainforge.schemas import JobAccepted, JobCreate, JobPublic, JobsPublic, check_tag
+from trainforge.settings import Settings
 from trainforge.vocab import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -31,6 +36,7 @@ def create_job(
 ) -> JobAccepted:
     """Submit a training job; it is queued and runs on the next free worker."""
     result = service.create_job(session, principal.tenant_id, body, settings, idempotency_key=idempotency_key)
+    commit_in_handler(session)
     return JobAccepted(
         id=result.job.id, status=result.job.status, links=job_links(result.job), webhooks=result.webhooks
     )
@@ -66,11 +72,15 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-async def get_job(job: JobDep, settings: SettingsDep) -> Response:
-    """Show a job: status, epoch k of n, latest metrics, checkpoints, error."""
+async def get_job(job: JobDep, principal: CurrentTenant, settings: SettingsDep) -> Response:
+    """Show a job: status, epoch k of n, latest metrics, checkpoints, error; if it waits, where and why."""
     # The hot polling path: on the event loop (the dependency's read is one indexed row), and the
     # body is serialised once here rather than validated again against response_model.
-    body = job_public(job, settings.artifacts_dir).model_dump_json()
+    pending = None
+    if is_waiting(job.status):
+        # A few counting reads, only while the job waits; a running job's poll stays one row.
+        pending = await run_in_threadpool(explain_waiting, settings, principal.tenant_id, job)
+    body = job_public(job, settings.artifacts_dir, pending).model_dump_json()
     return Response(body, media_type="application/json")
 
 
@@ -98,3 +108,18 @@ def job_inputs(job: JobDep, session: SessionDep) -> JobInputsPublic:
             for row in rows
         ]
     )
+
+
+def explain_waiting(settings: Settings, tenant_id: str, job: JobView) -> Pending:
+    """Return where the waiting job stands and why, read on its own connection."""
+    waiting = Waiting(
+        id=job.id,
+        tenant_id=tenant_id,
+        queue=job.queue,
+        gpus=job.gpus,
+        gpu_memory_gb=job.gpu_memory_gb,
+        priority=job.priority,
+        created_at=job.created_at,
+    )
+    with get_read_engine(settings.database_url).connect() as conn:
+        return explain(conn, waiting, settings.lease_timeout_s)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentTenant, SessionDep, SettingsDep
+from api.deps import CurrentTenant, SessionDep, SettingsDep, commit_in_handler
 from trainforge.db.models import WebhookEndpoint
 from trainforge.errors import Invalid
 from trainforge.webhooks import repository, service
@@ -93,6 +93,7 @@ def create_webhook(
         description=body.description,
         settings=settings,
     )
+    commit_in_handler(session)
     return endpoint_public(endpoint, secret=True)
 
 

@@ -7,6 +7,7 @@ fresh PostgreSQL database); Redis is an embedded redis-server unless BENCH_REDIS
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -23,10 +24,23 @@ ROOT = Path(__file__).resolve().parents[2]
 class Stack:
     """The API, a jobs worker and their Redis and database, started in `workdir`."""
 
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None, api_workers: int = 1) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        api_workers: int = 1,
+        worker_concurrency: int = 1,
+        worker_queues: list[str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.extra_env = env or {}
         self.api_workers = api_workers
+        self.worker_concurrency = worker_concurrency
+        # One jobs worker per entry, consuming those (comma-separated) queues.
+        self.worker_queues = worker_queues or ["jobs"]
+        self.worker_names: list[str] = []
+        # The TRAINFORGE_* variables the processes run with (set in this process too by start()).
+        self.env: dict[str, str] = {}
         self.procs: list[subprocess.Popen[bytes]] = []
         self.redis: subprocess.Popen[bytes] | None = None
         self.base_url = ""
@@ -57,6 +71,7 @@ class Stack:
             env["TRAINFORGE_REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
         else:
             self.redis, env["TRAINFORGE_REDIS_URL"] = start_redis(self.workdir / "redis")
+        self.env = env
         os.environ.update(env)
         get_settings.cache_clear()
         migrate("head")
@@ -68,10 +83,16 @@ class Stack:
         api = [*cli, "api", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
         api += ["--workers", str(self.api_workers)]
         self._spawn(api, child_env, "api.log")
-        worker = self._spawn(
-            [*cli, "worker", "--queues", "jobs", "--loglevel", "info"], child_env, "worker.log"
-        )
-        self._wait(lambda: " ready." in (self.workdir / "worker.log").read_text(), worker, "worker ready")
+        logs = []
+        for index, queues in enumerate(self.worker_queues):
+            log_name = "worker.log" if index == 0 else f"worker-{index}.log"
+            name = f"bench-{index}@{socket.gethostname()}"
+            argv = [*cli, "worker", "--queues", queues, "--hostname", name, "--loglevel", "info",
+                    "--concurrency", str(self.worker_concurrency)]  # fmt: skip
+            logs.append((self._spawn(argv, child_env, log_name), self.workdir / log_name))
+            self.worker_names.append(name)
+        for worker, log_path in logs:
+            self._wait(lambda p=log_path: " ready." in p.read_text(), worker, "worker ready")
         self._wait(self._api_up, self.procs[0], "API up")
 
     def _spawn(self, argv: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:

@@ -53,8 +53,11 @@ def test_submit_status_jobs(cli) -> None:
     code, out, _ = cli("status", job_id)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == f"id       {job_id}"
-    assert "status   queued" in lines and "name     run-1" in lines and f"tags     {tag}" in lines
+    fields = dict(line.split(None, 1) for line in lines)
+    assert lines[0].split() == ["id", job_id]
+    assert (fields["status"], fields["name"], fields["tags"]) == ("queued", "run-1", tag)
+    # Values line up in one column after the longest key.
+    assert len({len(line) - len(value) for line, value in zip(lines, fields.values(), strict=True)}) == 1
 
     code, out, _ = cli("status", job_id, "--json")
     job = json.loads(out)

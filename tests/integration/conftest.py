@@ -23,6 +23,9 @@ FAST_INTERVALS = {
     "TRAINFORGE_HEARTBEAT_INTERVAL_S": "0.5",
     "TRAINFORGE_LEASE_TIMEOUT_S": "4",
     "TRAINFORGE_REAP_INTERVAL_S": "1",
+    "TRAINFORGE_RESEND_WAITING_AFTER_S": "3",
+    # Declared, so no worker start waits for torch to look for GPUs (test_inventory runs the probe).
+    "TRAINFORGE_WORKER_DEVICES": "cpu",
 }
 
 

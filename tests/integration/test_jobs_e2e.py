@@ -135,15 +135,17 @@ def load_checkpoint(api: httpx.Client, job_id: str) -> dict:
     return checkpoint
 
 
-def test_cancel_mid_run_ends_cancelled_within_seconds_with_last_pt(api):
+def test_cancel_mid_run_ends_cancelled_at_a_batch_boundary_with_last_pt(api):
     job_id = submit(api, trainer="tests.integration.trainers:SlowTrainer", epochs=50)
     wait_event(api, job_id, "on_fit_epoch_end")
-    asked = time.monotonic()
     response = api.post(f"/v1/jobs/{job_id}/cancel")
     assert response.status_code in (200, 202), response.text
-    job = wait_status(api, job_id, {"cancelled", "failed", "succeeded"}, timeout=30)
+    job = wait_status(api, job_id, {"cancelled", "failed", "succeeded"}, timeout=60)
     assert job["status"] == "cancelled"
-    assert time.monotonic() - asked < 10
+    # It stopped because of the cancel: at most the epoch in progress ended after it, not all 50.
+    types = [e["type"] for e in all_events(api, job_id)]
+    assert types[types.index("job.cancelling") :].count("on_fit_epoch_end") <= 1
+    assert job["epoch"] < 50
     assert job["links"]["last"]
     assert all_events(api, job_id)[-1]["type"] == "job.cancelled"
     assert load_checkpoint(api, job_id)["epoch"] >= 0  # saved after at least one whole epoch

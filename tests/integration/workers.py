@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ class WorkerProcess:
     """One `trainforge worker` subprocess in its own session (so its pool and fork server die with it)."""
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = ""  # the Celery node name, which is its id in the workers table
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -90,14 +92,21 @@ class WorkerSet:
         self.jobs_workers: list[WorkerProcess] = []
         self.service: WorkerProcess | None = None
 
-    def start_jobs_worker(self) -> WorkerProcess:
-        """Start one more worker on the jobs queue (what the compose `worker` service runs)."""
+    def start_jobs_worker(
+        self, queues: str = "jobs", env: dict[str, str] | None = None, concurrency: int = 1
+    ) -> WorkerProcess:
+        """Start one more worker on job queues (what the compose `worker` service runs).
+
+        `env` adds variables, e.g. TRAINFORGE_WORKER_DEVICES to declare what it offers.
+        """
         name = f"jobs-{uuid.uuid4().hex[:6]}"
         worker = WorkerProcess(
-            ["--queues", "jobs", "--concurrency", "1", "--hostname", f"{name}@%h", "--loglevel", "info"],
-            self.env,
+            ["--queues", queues, "--concurrency", str(concurrency), "--hostname", f"{name}@%h",
+             "--loglevel", "info"],
+            {**self.env, **(env or {})},
             self.log_dir / f"{name}.log",
-        )
+        )  # fmt: skip
+        worker.name = f"{name}@{socket.gethostname()}"
         self.jobs_workers.append(worker)
         return worker
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 import redis
+from shared_helpers import run_in_threads
 
 from trainforge import events
 from trainforge.db.models import Job, JobEvent
@@ -90,43 +90,28 @@ def test_publish_happens_after_commit(make_job, redis_url) -> None:
 def test_concurrent_emitters_get_distinct_gapless_seqs(make_job) -> None:
     job_id = make_job()
     barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
 
     def emit_many(n: int) -> None:
-        try:
-            barrier.wait()
-            for i in range(5):
-                with session_scope() as s:
-                    events.emit(s, job_id, "tick", dedupe_key=f"{n}:{i}")
-        except BaseException as exc:  # collect and fail in the main thread
-            errors.append(exc)
+        barrier.wait(timeout=30)
+        for i in range(5):
+            with session_scope() as s:
+                events.emit(s, job_id, "tick", dedupe_key=f"{n}:{i}")
 
-    threads = [threading.Thread(target=emit_many, args=(n,)) for n in range(4)]
-    start = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    # A deadlock fails here (the threads must end); their exceptions are raised here too.
+    run_in_threads(*(lambda n=n: emit_many(n) for n in range(4)))
     assert _seqs(job_id) == list(range(1, 21))
-    assert time.monotonic() - start < 20
 
 
 def test_concurrent_same_dedupe_key_records_once(make_job) -> None:
     job_id = make_job()
     barrier = threading.Barrier(4)
-    results: list[object] = []
 
-    def emit_once() -> None:
-        barrier.wait()
+    def emit_once() -> object:
+        barrier.wait(timeout=30)
         with session_scope() as s:
-            results.append(events.emit(s, job_id, "on_fit_epoch_end", dedupe_key="on_fit_epoch_end:1"))
+            return events.emit(s, job_id, "on_fit_epoch_end", dedupe_key="on_fit_epoch_end:1")
 
-    threads = [threading.Thread(target=emit_once) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_in_threads(*[emit_once] * 4)
     assert sum(r is not None for r in results) == 1
     with session_scope() as s:
         assert s.query(JobEvent).filter_by(job_id=job_id).count() == 1

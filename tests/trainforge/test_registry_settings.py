@@ -96,6 +96,26 @@ def test_production_accepts_explicit_settings(monkeypatch: pytest.MonkeyPatch) -
     assert Settings().env == "production"
 
 
+def test_webhook_allow_entries_are_checked_when_settings_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINFORGE_WEBHOOK_ALLOW", "127.0.0.0/8, not a/host")
+    with pytest.raises(ValueError) as caught:
+        Settings()
+    assert (
+        "webhook allow entry 'not a/host' is neither a CIDR (e.g. 127.0.0.0/8), a host name nor '*'"
+        in str(caught.value)
+    )
+
+
+def test_webhook_allow_star_is_for_development_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINFORGE_WEBHOOK_ALLOW", "*")
+    assert Settings().webhook_allow == ["*"]
+    monkeypatch.setenv("TRAINFORGE_ENV", "production")
+    monkeypatch.setenv("TRAINFORGE_DATABASE_URL", "postgresql+psycopg://db/x")
+    monkeypatch.setenv("TRAINFORGE_REDIS_URL", "redis://:pw@redis:6379/0")
+    with pytest.raises(ValueError, match="TRAINFORGE_WEBHOOK_ALLOW entry '\\*' opens every address"):
+        Settings()
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [

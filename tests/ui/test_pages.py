@@ -238,3 +238,14 @@ def test_compare_checks_its_list(client: Any, make_token, make_job) -> None:
 def test_the_static_files_are_served_from_the_package(client: Any) -> None:
     for path in ["/ui/static/ui.js", "/ui/static/job.js", "/ui/static/vendor/uPlot.iife.min.js"]:
         assert client.get(path).status_code == 200, path
+
+
+def test_the_job_header_says_why_a_job_waits_and_where_one_runs(client: Any, make_token, make_job) -> None:
+    sign_in(client, make_token("waits"))
+    waiting = make_job(tenant="waits", queue="nobody-serves-this")
+    text = client.get(f"/ui/jobs/{waiting}").text
+    assert 'id="pending-box" hidden' not in text
+    assert "no live worker serves queue nobody-serves-this" in text
+    running = make_job(tenant="waits", status="running", worker_id="gpu-7@host")
+    text = client.get(f"/ui/jobs/{running}").text
+    assert '<dd id="worker">gpu-7@host</dd>' in text and 'id="pending-box" hidden' in text

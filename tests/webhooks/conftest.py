@@ -9,14 +9,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from integration.workers import WorkerProcess
-from shared_helpers import free_port, wait_for_port
+from shared_helpers import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_WEBHOOKS = {
@@ -28,37 +27,6 @@ FAST_WEBHOOKS = {
     # TickTrainer is torch-free: fresh-interpreter children start faster than a preloaded fork server.
     "TRAINFORGE_FORK_SERVER": "0",
 }
-
-
-class EmbeddedRedis:
-    """A redis-server child on a fixed port that a test can stop and start again (no persistence)."""
-
-    def __init__(self, binary: str, workdir: Path) -> None:
-        self.binary = binary
-        self.workdir = workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Return the server's URL."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        """Start the server and wait until it listens."""
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for_port(self.port, proc=self.proc)
-
-    def stop(self) -> None:
-        """Stop the server; every queued message is lost, as in a crash without persistence."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -37,13 +37,14 @@ Script = Callable[[Received, int], Reply]
 class Receiver:
     """A threaded HTTP server; `script(request, n)` decides the reply to the n-th request (0-based)."""
 
-    def __init__(self, script: Script | None = None) -> None:
+    def __init__(self, script: Script | None = None, port: int = 0) -> None:
+        # A fixed `port` lets a test point a webhook at a receiver that is not up yet.
         self.script: Script = script or (lambda _req, _n: Reply())
         self.requests: list[Received] = []
         self.bytes_sent = 0
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
 from fastapi.testclient import TestClient
+from shared_helpers import footprint
 
-from tests.webhooks.helpers import deliveries, drive, emit_event, inline_hook
+from tests.webhooks.helpers import attempts, deliveries, drive, emit_event, inline_hook
 from tests.webhooks.receiver import Receiver, Reply
 
 MISSING = str(uuid.uuid4())
@@ -108,6 +110,52 @@ def test_deliveries_show_every_attempt_and_can_be_redelivered(api_client, token,
     assert [len(d["attempts"]) for d in shown if d["id"] == row.id] == [3]
 
 
+def test_disable_fails_pending_deliveries_and_queues_none_for_new_events(api_client, token) -> None:
+    with Receiver() as rx:
+        endpoint = create(api_client, token, url=rx.url + "/hook", events=["on_train_epoch_end"])
+        job_id = api_client.post("/v1/jobs", json=GOOD_JOB, headers=auth(token)).json()["id"]
+        emit_event(job_id, "on_train_epoch_end", {"epoch": 1})
+        (pending,) = deliveries(endpoint_id=endpoint["id"])
+        off = api_client.post(f"/v1/webhooks/{endpoint['id']}/disable", headers=auth(token))
+        assert off.status_code == 200 and off.json()["enabled"] is False
+        assert off.json()["disabled_reason"] == "disabled by request"
+        assert drive(pending.id) == ["failed"]  # the pending one fails when its turn comes, unsent
+        emit_event(job_id, "on_train_epoch_end", {"epoch": 2})
+        assert rx.requests == []
+    assert [d.id for d in deliveries(endpoint_id=endpoint["id"])] == [pending.id]  # none for epoch 2
+    shown = api_client.get(f"/v1/webhooks/{endpoint['id']}/deliveries", headers=auth(token)).json()["data"]
+    assert [(d["status"], d["last_error"], d["attempts"]) for d in shown] == [
+        ("failed", "endpoint disabled: disabled by request", [])
+    ]
+    again = api_client.post(f"/v1/deliveries/{pending.id}/redeliver", headers=auth(token))
+    assert again.status_code == 409
+    assert again.json()["detail"] == (
+        f"endpoint {endpoint['id']!r} is disabled (disabled by request); "
+        "enable it with PATCH /v1/webhooks/{id} {'enabled': true} first"
+    )
+
+
+def test_delete_takes_the_delivery_history_and_stops_deliveries(api_client, token) -> None:
+    with Receiver() as rx:
+        endpoint = create(api_client, token, url=rx.url + "/hook", events=["on_train_epoch_end"])
+        job_id = api_client.post("/v1/jobs", json=GOOD_JOB, headers=auth(token)).json()["id"]
+        emit_event(job_id, "on_train_epoch_end", {"epoch": 1})
+        (sent,) = deliveries(endpoint_id=endpoint["id"])
+        assert drive(sent.id) == ["sent"] and len(attempts(sent.id)) == 1
+        gone = api_client.delete(f"/v1/webhooks/{endpoint['id']}", headers=auth(token))
+        assert (gone.status_code, gone.content) == (204, b"")
+        emit_event(job_id, "on_train_epoch_end", {"epoch": 2})
+        assert len(rx.requests) == 1  # epoch 1 only
+    assert deliveries(endpoint_id=endpoint["id"]) == [] and attempts(sent.id) == []
+    listed = api_client.get(f"/v1/jobs/{job_id}/deliveries", headers=auth(token)).json()["data"]
+    assert [d for d in listed if d["endpoint_id"] == endpoint["id"]] == []
+    for method, path in (("GET", f"/v1/webhooks/{endpoint['id']}"),
+                         ("GET", f"/v1/webhooks/{endpoint['id']}/deliveries"),
+                         ("POST", f"/v1/deliveries/{sent.id}/redeliver")):  # fmt: skip
+        assert api_client.request(method, path, headers=auth(token)).status_code == 404, path
+    assert [e["id"] for e in api_client.get("/v1/webhooks", headers=auth(token)).json()["data"]] == []
+
+
 def test_delivery_pages_follow_the_cursor(api_client, token, make_job) -> None:
     job_id = api_client.post("/v1/jobs", json={**GOOD_JOB, "webhooks": [{"url": "http://127.0.0.1:9/"}]},
                              headers=auth(token)).json()["id"]  # fmt: skip
@@ -158,60 +206,117 @@ def test_tenant_endpoints_get_only_their_tenants_jobs(api_client, make_token) ->
 
 
 HOOK = "http://127.0.0.1:9/"
-# (name, method, path, body, status, text expected in detail)
+# (name, method, path, body, status, the whole detail, or a pattern where the system words it)
 BAD = [
-    ("not JSON", "POST", "/v1/webhooks", b"{", 400, "not valid JSON"),
-    ("no url", "POST", "/v1/webhooks", {}, 422, "url: field required"),
+    ("not JSON", "POST", "/v1/webhooks", b"{", 400,
+     "request body is not valid JSON (Expecting property name enclosed in double quotes at character "
+     "1); send a JSON object"),
+    ("no url", "POST", "/v1/webhooks", {}, 422,
+     "url: field required"),
     ("unknown field", "POST", "/v1/webhooks", {"url": HOOK, "evnts": ["*"]}, 422,
-     "evnts: unknown field"),
-    ("ftp url", "POST", "/v1/webhooks", {"url": "ftp://example.com/x"}, 422, "only http and https"),
-    ("no host", "POST", "/v1/webhooks", {"url": "http:///path"}, 422, "has no host"),
-    ("bad port", "POST", "/v1/webhooks", {"url": "http://127.0.0.1:99999/"}, 422, "malformed"),
-    ("not a url", "POST", "/v1/webhooks", {"url": "hook"}, 422, "scheme 'none'"),
-    ("unresolvable", "POST", "/v1/webhooks", {"url": "http://nohost.invalid/"}, 422, "does not resolve"),
+     "evnts: unknown field; remove it (see the request schema at /docs)"),
+    ("ftp url", "POST", "/v1/webhooks", {"url": "ftp://example.com/x"}, 422,
+     "webhook URL 'ftp://example.com/x' has scheme 'ftp'; only http and https are allowed"),
+    ("no host", "POST", "/v1/webhooks", {"url": "http:///path"}, 422,
+     "webhook URL 'http:///path' has no host; give an absolute URL like https://host/path"),
+    ("bad port", "POST", "/v1/webhooks", {"url": "http://127.0.0.1:99999/"}, 422,
+     "webhook URL 'http://127.0.0.1:99999/' is malformed: Port out of range 0-65535"),
+    ("not a url", "POST", "/v1/webhooks", {"url": "hook"}, 422,
+     "webhook URL 'hook' has scheme 'none'; only http and https are allowed"),
+    ("unresolvable", "POST", "/v1/webhooks", {"url": "http://nohost.invalid/"}, 422,
+     re.compile(r"webhook host 'nohost.invalid' does not resolve \(.+\); check the URL's host name")),
     ("unknown event", "POST", "/v1/webhooks", {"url": HOOK, "events": ["on_fit_epoch_ends"]},
-     422, "did you mean 'on_fit_epoch_end'"),
+     422,
+     "unknown event 'on_fit_epoch_ends'; did you mean 'on_fit_epoch_end'?"),
     ("unknown lifecycle", "POST", "/v1/webhooks", {"url": HOOK, "events": ["job.succeded"]},
-     422, "did you mean 'job.succeeded'"),
-    ("empty events", "POST", "/v1/webhooks", {"url": HOOK, "events": []}, 422, "events"),
-    ("events not a list", "POST", "/v1/webhooks", {"url": HOOK, "events": "*"}, 422, "events"),
-    ("empty tag", "POST", "/v1/webhooks", {"url": HOOK, "tags": [""]}, 422, "tags must be"),
-    ("long url", "POST", "/v1/webhooks", {"url": HOOK + "a" * 2000}, 422, "url"),
-    ("bad webhook id", "GET", "/v1/webhooks/nope", None, 422, "invalid webhook id 'nope'"),
-    ("missing webhook", "GET", f"/v1/webhooks/{MISSING}", None, 404, "no webhook endpoint"),
-    ("null url", "PATCH", f"/v1/webhooks/{MISSING}", {"url": None}, 404, "no webhook endpoint"),
-    ("negative grace", "POST", "/v1/webhooks/{endpoint}/rotate-secret", {"grace_s": -1}, 422, "grace_s"),
-    ("null events", "PATCH", "/v1/webhooks/{endpoint}", {"events": None}, 422, "events cannot be null"),
-    ("enabled not a bool", "PATCH", "/v1/webhooks/{endpoint}", {"enabled": "maybe"}, 422, "enabled"),
-    ("bad delivery id", "POST", "/v1/deliveries/12/redeliver", None, 422, "invalid delivery id '12'"),
-    ("missing delivery", "POST", f"/v1/deliveries/{MISSING}/redeliver", None, 404, "no delivery"),
-    ("bad job id", "GET", "/v1/jobs/x/deliveries", None, 422, "invalid job id"),
-    ("missing job", "GET", f"/v1/jobs/{MISSING}/deliveries", None, 404, "not found"),
-    ("zero limit", "GET", "/v1/webhooks/{endpoint}/deliveries?limit=0", None, 422, "limit"),
+     422,
+     "unknown event 'job.succeded'; did you mean 'job.succeeded'?"),
+    ("empty events", "POST", "/v1/webhooks", {"url": HOOK, "events": []}, 422,
+     "events: List should have at least 1 item after validation, not 0"),
+    ("events not a list", "POST", "/v1/webhooks", {"url": HOOK, "events": "*"}, 422,
+     "events: Input should be a valid list"),
+    ("empty tag", "POST", "/v1/webhooks", {"url": HOOK, "tags": [""]}, 422,
+     "tags must be 1-100 characters each, at most 50 of them"),
+    ("long url", "POST", "/v1/webhooks", {"url": HOOK + "a" * 2000}, 422,
+     "url: String should have at most 2000 characters"),
+    ("bad webhook id", "GET", "/v1/webhooks/nope", None, 422,
+     "invalid webhook id 'nope': webhook ids are UUIDs; list yours with GET /v1/webhooks"),
+    ("missing webhook", "GET", f"/v1/webhooks/{MISSING}", None, 404,
+     f"no webhook endpoint '{MISSING}'"),
+    ("null url", "PATCH", f"/v1/webhooks/{MISSING}", {"url": None}, 404,
+     f"no webhook endpoint '{MISSING}'"),
+    ("negative grace", "POST", "/v1/webhooks/{endpoint}/rotate-secret", {"grace_s": -1}, 422,
+     "grace_s: Input should be greater than or equal to 0"),
+    ("null events", "PATCH", "/v1/webhooks/{endpoint}", {"events": None}, 422,
+     "events cannot be null; leave it out to keep the current value"),
+    ("enabled not a bool", "PATCH", "/v1/webhooks/{endpoint}", {"enabled": "maybe"}, 422,
+     "enabled: Input should be a valid boolean, unable to interpret input"),
+    ("bad delivery id", "POST", "/v1/deliveries/12/redeliver", None, 422,
+     "invalid delivery id '12': delivery ids are UUIDs; see GET /v1/jobs/{job_id}/deliveries"),
+    ("missing delivery", "POST", f"/v1/deliveries/{MISSING}/redeliver", None, 404,
+     f"no delivery '{MISSING}'"),
+    ("bad job id", "GET", "/v1/jobs/x/deliveries", None, 422,
+     "invalid job id 'x': job ids are UUIDs like 3f2c9a1e-...; see GET /v1/jobs"),
+    ("missing job", "GET", f"/v1/jobs/{MISSING}/deliveries", None, 404,
+     f"job {MISSING} not found; list your jobs with GET /v1/jobs"),
+    ("zero limit", "GET", "/v1/webhooks/{endpoint}/deliveries?limit=0", None, 422,
+     "limit: Input should be greater than or equal to 1"),
     ("bad delivery status", "GET", "/v1/webhooks/{endpoint}/deliveries?status=ok", None, 422,
-     "unknown delivery status 'ok'"),
+     "unknown delivery status 'ok'; use one of pending, succeeded, failed"),
     ("job with unknown event", "POST", "/v1/jobs",
      {**GOOD_JOB, "webhooks": [{"url": HOOK, "events": ["on_fit_epoch"]}]}, 422,
      "webhooks[0].events: unknown event 'on_fit_epoch'; did you mean 'on_fit_epoch_end'?"),
     ("job with bad url", "POST", "/v1/jobs", {**GOOD_JOB, "webhooks": [{"url": "gopher://x/"}]}, 422,
-     "webhooks[0].url"),
+     "webhooks[0].url: webhook URL 'gopher://x/' has scheme 'gopher'; only http and https are allowed"),
     ("job with bad secret", "POST", "/v1/jobs",
-     {**GOOD_JOB, "webhooks": [{"url": HOOK, "secret": "hunter2"}]}, 422, "whsec_"),
+     {**GOOD_JOB, "webhooks": [{"url": HOOK, "secret": "hunter2"}]}, 422,
+     "webhooks[0].secret: webhook secret must start with 'whsec_' (or leave it out to get one)"),
     ("job with a secret that is not base64", "POST", "/v1/jobs",
-     {**GOOD_JOB, "webhooks": [{"url": HOOK, "secret": "whsec_not*base64"}]}, 422, "webhooks[0].secret"),
+     {**GOOD_JOB, "webhooks": [{"url": HOOK, "secret": "whsec_not*base64"}]}, 422,
+     "webhooks[0].secret: webhook secret is not valid base64 after 'whsec_': Only base64 data is "
+     "allowed (or leave it out to get one)"),
+    ("job with a 300-character secret", "POST", "/v1/jobs",
+     {**GOOD_JOB, "webhooks": [{"url": HOOK, "secret": "whsec_" + "A" * 294}]}, 422,
+     "webhooks[0].secret: webhook secret is too long: use 24-64 random bytes, base64-encoded (or "
+     "leave it out to get one)"),
+    ("job with a NUL in a webhook URL", "POST", "/v1/jobs",
+     {**GOOD_JOB, "webhooks": [{"url": HOOK + "a\x00b"}]}, 422,
+     "webhooks[0].url contains a NUL character; remove it"),
+    ("NUL in url", "POST", "/v1/webhooks", {"url": HOOK + "a\x00b"}, 422,
+     "url contains a NUL character; remove it"),
+    ("NUL in description", "POST", "/v1/webhooks", {"url": HOOK, "description": "a\x00b"}, 422,
+     "description contains a NUL character; remove it"),
+    ("NUL in a tag", "POST", "/v1/webhooks", {"url": HOOK, "tags": ["a\x00b"]}, 422,
+     "tags[0] contains a NUL character; remove it"),
+    ("NUL in an event", "POST", "/v1/webhooks", {"url": HOOK, "events": ["job.\x00"]}, 422,
+     "events[0] contains a NUL character; remove it"),
+    ("patch a NUL into url", "PATCH", "/v1/webhooks/{endpoint}", {"url": HOOK + "a\x00b"}, 422,
+     "url contains a NUL character; remove it"),
+    ("patch a NUL into description", "PATCH", "/v1/webhooks/{endpoint}", {"description": "a\x00b"}, 422,
+     "description contains a NUL character; remove it"),
+    ("NaN grace", "POST", "/v1/webhooks/{endpoint}/rotate-secret", b'{"grace_s": NaN}', 422,
+     "grace_s is nan; use a finite number"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "method", "path", "body", "status", "text"), BAD, ids=[c[0] for c in BAD])
-def test_bad_requests_get_a_clear_4xx(api_client, token, name, method, path, body, status, text) -> None:
+@pytest.mark.parametrize(("name", "method", "path", "body", "status", "detail"), BAD, ids=[c[0] for c in BAD])
+def test_bad_requests_get_a_clear_4xx(
+    api_client, token, service_env, name, method, path, body, status, detail
+) -> None:
     kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
     if "{endpoint}" in path:
         path = path.format(endpoint=create(api_client, token)["id"])
+    before = footprint(service_env["TRAINFORGE_DATABASE_URL"], service_env["TRAINFORGE_REDIS_URL"])
     response = api_client.request(
         method, path, headers={**auth(token), "content-type": "application/json"}, **kwargs
     )
     assert response.status_code == status, response.text
-    assert text in response.json()["detail"], response.json()
+    if isinstance(detail, re.Pattern):
+        assert detail.fullmatch(response.json()["detail"]), response.json()
+    else:
+        assert response.json()["detail"] == detail
+    # Refused means untouched: no endpoint, job, event or delivery row, and nothing queued.
+    assert footprint(service_env["TRAINFORGE_DATABASE_URL"], service_env["TRAINFORGE_REDIS_URL"]) == before
 
 
 def test_bad_delivery_filters_are_422(api_client, token) -> None:
@@ -265,6 +370,16 @@ def test_unsafe_addresses_are_refused_at_submit(strict_client, token, name, url,
         detail = response.json()["detail"]
         assert "webhook URL refused" in detail and reason in detail, detail
         assert "TRAINFORGE_WEBHOOK_ALLOW" in detail
+
+
+def test_allow_star_lets_development_reach_any_address(settings_env, token) -> None:
+    from api.main import create_app
+
+    open_settings = settings_env.model_copy(update={"webhook_allow": ["*"]})
+    with TestClient(create_app(open_settings)) as client:
+        for url in ("http://10.1.2.3/hook", "http://[fd00::1]/hook", "http://169.254.169.254/latest"):
+            response = client.post("/v1/webhooks", json={"url": url}, headers=auth(token))
+            assert response.status_code == 201, response.text
 
 
 def test_inline_webhook_secret_is_returned_once_and_used(api_client, token) -> None:

@@ -140,6 +140,23 @@ def test_410_stops_an_inline_webhook_for_the_rest_of_the_job(settings_env, make_
     assert [d.id for d in deliveries(job_id)] == [row.id]
 
 
+def test_a_stored_inline_secret_that_cannot_sign_fails_once_with_the_reason(settings_env, make_job) -> None:
+    # Rows stored before submit checked secrets: the delivery must end, not fail after every claim.
+    with Receiver() as rx:
+        job_id = make_job(webhooks=[{**inline_hook(rx.url), "secret": "whsec_abc"}])
+        emit_event(job_id, "on_train_start")
+        (row,) = deliveries(job_id)
+        assert drive(row.id) == ["failed"]
+        assert rx.requests == []
+    done = delivery(row.id)
+    assert (done.status, done.last_error) == (
+        "failed",
+        "the job's inline webhook secret cannot sign: webhook secret is not valid base64 after 'whsec_': "
+        "Incorrect padding",
+    )
+    assert done.next_attempt_at is None or dispatch.deliver(row.id) == "not-due"  # not offered again
+
+
 def test_retry_after_is_honoured(settings_env, make_job, monkeypatch) -> None:
     from trainforge.settings import get_settings
 

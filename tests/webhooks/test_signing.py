@@ -81,17 +81,32 @@ def test_timestamp_is_fresh_per_attempt_and_checked() -> None:
         signing.verify(secret, stale, BODY)
 
 
+SIZE_RULE = "use 24-64 random bytes, base64-encoded"
+
+
 @pytest.mark.parametrize(
     ("secret", "message"),
     [
-        ("abc", "must start with 'whsec_'"),
-        ("whsec_***", "not valid base64"),
-        ("whsec_" + base64.b64encode(b"short").decode(), "too short"),
+        ("abc", "webhook secret must start with 'whsec_'"),
+        ("whsec_***", "webhook secret is not valid base64 after 'whsec_': Only base64 data is allowed"),
+        ("whsec_abc", "webhook secret is not valid base64 after 'whsec_': Incorrect padding"),
+        ("whsec_" + base64.b64encode(b"short").decode(), f"webhook secret holds 5 bytes: {SIZE_RULE}"),
+        ("whsec_" + base64.b64encode(bytes(23)).decode(), f"webhook secret holds 23 bytes: {SIZE_RULE}"),
+        ("whsec_" + base64.b64encode(bytes(65)).decode(), f"webhook secret holds 65 bytes: {SIZE_RULE}"),
+        ("whsec_" + "A" * 296, f"webhook secret is too long: {SIZE_RULE}"),
     ],
 )
 def test_bad_secrets_are_named(secret: str, message: str) -> None:
-    with pytest.raises(signing.SignatureError, match=message):
+    with pytest.raises(signing.SignatureError) as caught:
         signing.sign(secret, "msg", 1, b"{}")
+    assert str(caught.value) == message
+
+
+def test_secrets_of_every_allowed_size_sign() -> None:
+    for size in (signing.MIN_SECRET_BYTES, signing.SECRET_BYTES, signing.MAX_SECRET_BYTES):
+        secret = "whsec_" + base64.b64encode(bytes(range(size))).decode()
+        assert len(secret) <= 200  # the column that stores secrets
+        assert signing.sign(secret, "msg", 1, b"{}").startswith("v1,")
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,40 @@ def test_startup_reaps_a_stale_lease_and_resends_the_job(make_job, queues, setti
     assert client.llen(resources["queue"]) == 1
 
 
+def test_the_periodic_reap_task_resends_jobs_waiting_without_a_message_once_per_period(
+    make_job, queues, settings_env, monkeypatch
+) -> None:
+    from trainforge.settings import get_settings
+    from worker.tasks import reap_jobs
+
+    monkeypatch.setenv("TRAINFORGE_RESEND_WAITING_AFTER_S", "30")
+    get_settings.cache_clear()
+    make, client = queues
+    lost = make_job(
+        resources=make(), updated_at=utcnow() - timedelta(minutes=2)
+    )  # POSTed while Redis was down
+    fresh = make_job(resources=make())  # its message is still on its way
+    held = make_job(
+        status="running",
+        lease_owner="w",
+        heartbeat_at=utcnow(),
+        resources=make(),
+        updated_at=utcnow() - timedelta(hours=1),
+    )
+    assert reap_jobs() >= 1  # what the beat schedule runs every reap_interval_s
+    assert reaper.resend_stuck() == []  # re-sent jobs wait a whole period again
+    with session_scope() as s:
+        lengths = {j: client.llen(s.get(Job, j).resources["queue"]) for j in (lost, fresh, held)}
+    assert lengths == {lost: 1, fresh: 0, held: 0}
+
+
+def test_the_beat_schedule_runs_the_reap_task() -> None:
+    from worker.celery_app import app
+
+    schedule = app.conf.beat_schedule
+    assert {entry["task"] for entry in schedule.values()} >= {"trainforge.reap_jobs"}
+
+
 def test_reaping_a_run_sends_the_job_its_tenants_running_limit_held(make_job, queues, settings_env) -> None:
     from trainforge.auth import get_or_create_tenant
     from trainforge.tenant_limits import set_limits

@@ -224,16 +224,39 @@ def test_cancel_stops_the_child_at_a_batch_boundary(env, make_job):
     job_id = make_job(trainer_ref=TICK, overrides={"epochs": 50, "batches": 5, "batch_s": 0.05})
     thread, result = in_background(Supervisor(job_id))
     wait_for(lambda: "on_fit_epoch_end" in event_types(job_id))
-    asked = time.monotonic()
     with session_scope() as s:
         service.cancel_job(s, job_id)
-    thread.join(20)
+    thread.join(60)
     assert result == ["cancelled"]
-    assert time.monotonic() - asked < 10  # at the next batch (0.05 s); generous for a loaded machine
     job = job_row(job_id)
     assert job.status == "cancelled" and job.stop_reason == "signal"
     assert (env.artifacts_dir / job_id / "weights" / "last.pt").is_file()
-    assert event_types(job_id)[-1] == "job.cancelled"
+    types = event_types(job_id)
+    assert types[-1] == "job.cancelled"
+    # Stopped at a batch boundary after the cancel, not at the end of training: no epoch ended after
+    # the cancel was recorded but the one in progress.
+    assert max(e.data["epoch"] for e in _events(job_id) if e.type == "on_fit_epoch_end") < 50
+    after = types[types.index("job.cancelling") :]
+    assert after.count("on_fit_epoch_end") <= 1 and "on_train_end" in after
+
+
+def test_a_cancel_lands_when_redis_loses_the_notice(env, make_job, monkeypatch):
+    from shared_helpers import free_port
+
+    from trainforge.settings import get_settings
+
+    # Nothing listens there: the cancel notice is lost, the heartbeat must read it from the database.
+    monkeypatch.setenv("TRAINFORGE_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    get_settings.cache_clear()
+    job_id = make_job(trainer_ref=TICK, overrides={"epochs": 50, "batches": 5, "batch_s": 0.05})
+    thread, result = in_background(Supervisor(job_id))
+    wait_for(lambda: "on_fit_epoch_end" in event_types(job_id))
+    with session_scope() as s:
+        service.cancel_job(s, job_id)
+    thread.join(60)
+    assert result == ["cancelled"]
+    assert job_row(job_id).status == "cancelled"
+    assert max(e.data["epoch"] for e in _events(job_id) if e.type == "on_fit_epoch_end") < 50
 
 
 def test_time_limit_fails_the_job(env, make_job):
@@ -242,13 +265,19 @@ def test_time_limit_fails_the_job(env, make_job):
     assert job_row(job_id).error == "the job ran past its time limit of 2 s and was stopped"
 
 
-def test_child_ignoring_sigterm_is_killed_after_the_grace_period(env, make_job):
+def test_child_ignoring_sigterm_is_killed_after_the_grace_period(env, make_job, caplog):
     overrides = {"epochs": 100, "batches": 5, "batch_s": 0.05, "ignore_sigterm": True}
     job_id = make_job(trainer_ref=TICK, overrides=overrides)
-    started = time.monotonic()
-    assert Supervisor(job_id, time_limit_s=1.5, stop_grace_s=0.5).run() == "failed"
-    assert time.monotonic() - started < 10
-    assert "time limit" in job_row(job_id).error
+    with caplog.at_level("WARNING", logger="worker.supervisor"):
+        thread, result = in_background(Supervisor(job_id, stop_grace_s=0.5))
+        wait_for(lambda: "on_fit_epoch_end" in event_types(job_id))  # SIGTERM is ignored from here on
+        with session_scope() as s:
+            service.cancel_job(s, job_id)
+        thread.join(60)
+    assert result == ["cancelled"]
+    # Killed, not finished: SIGTERM was ignored, and SIGKILL ended it after the grace period.
+    assert any("sending SIGKILL" in r.getMessage() for r in caplog.records)
+    assert "on_train_end" not in event_types(job_id)
 
 
 def test_lost_lease_kills_the_child_and_records_nothing(env, make_job):
@@ -284,6 +313,35 @@ def test_a_stop_nobody_asked_for_requeues_the_job(env, make_job):
     assert event_types(job_id)[-1] == "job.retrying"
 
 
+def test_a_stop_nobody_asked_for_fails_the_job_on_its_last_attempt(env, make_job):
+    # Two runs were made already; TRAINFORGE_MAX_ATTEMPTS is 3, so this is the last one.
+    overrides = {"epochs": 100, "batches": 5, "batch_s": 0.05}
+    job_id = make_job(trainer_ref=TICK, overrides=overrides, status="retrying", attempt=2)
+    thread, result = in_background(Supervisor(job_id))
+    wait_for(lambda: "on_fit_epoch_end" in event_types(job_id))
+    os.killpg(_child_pgid(job_id), signal.SIGTERM)
+    thread.join(20)
+    assert result == ["failed"]
+    job = job_row(job_id)
+    assert (job.status, job.attempt) == ("failed", 3)
+    assert job.error == (
+        "the run was stopped from outside (signal) and the job already ran 3 times"
+        " (TRAINFORGE_MAX_ATTEMPTS=3)"
+    )
+    assert "job.retrying" not in event_types(job_id)
+
+
+def test_a_trainer_that_refires_its_last_epoch_end_reports_each_epoch_once(env, make_job):
+    job_id = make_job(
+        trainer_ref="tests.worker.trainers:RefireTrainer", overrides={"epochs": 3, "batches": 1}
+    )
+    assert Supervisor(job_id).run() == "succeeded"
+    fit = [e for e in _events(job_id) if e.type == "on_fit_epoch_end"]
+    assert [e.data["epoch"] for e in fit] == [1, 2, 3]
+    # The one kept for the last epoch is the epoch's own report, not the final evaluation's.
+    assert fit[-1].data["metrics"] == {"metrics/accuracy_top1": 1.0}
+
+
 def _child_pgid(job_id: str) -> int:
     """Find the training child of `job_id` among this process's children."""
     for path in os.listdir("/proc"):
@@ -307,6 +365,18 @@ def test_a_multi_gpu_job_runs_under_torchrun_and_only_rank_0_emits(env, make_job
     assert (run_dir / "rank-0").exists() and (run_dir / "rank-1").exists()
     types = event_types(job_id)
     assert types.count("on_train_epoch_start") == 2 and types.count("on_train_start") == 1, types
+
+
+def test_a_dead_rank_ends_the_whole_group_within_a_minute(env, make_job):
+    overrides = {"epochs": 5, "batches": 1, "rank_dies_at_epoch": 2}
+    job_id = make_job(trainer_ref=TICK, overrides=overrides, resources={"queue": "jobs", "gpus": 2})
+    assert Supervisor(job_id).run() == "failed"
+    ended = time.time()
+    died = (env.artifacts_dir / job_id / "rank-1-died").stat().st_mtime
+    # Rank 0 waits for rank 1 forever, ignoring SIGTERM as a blocked collective does: only the group's
+    # end stops it.
+    assert ended - died < 60
+    assert job_row(job_id).error
 
 
 def test_the_child_gets_resolved_references_never_the_tenant_values(env, make_job):

@@ -62,6 +62,7 @@ class TickTrainer(CallbackMixin):
             self.run_callbacks("on_train_start")
             for epoch in range(self.start_epoch, self.epochs):
                 self.epoch = epoch
+                self._maybe_lose_a_rank()
                 self.run_callbacks("on_train_epoch_start")
                 if self._train_one_epoch():
                     self._end_epoch()
@@ -75,6 +76,16 @@ class TickTrainer(CallbackMixin):
             self.run_callbacks("on_train_end")
         finally:
             self.run_callbacks("teardown")
+
+    def _maybe_lose_a_rank(self) -> None:
+        """At epoch `rank_dies_at_epoch` rank 1 dies; the others wait for it forever, as in a collective."""
+        if self.args.get("rank_dies_at_epoch") != self.epoch + 1:
+            return
+        if os.environ.get("RANK") == "1":
+            (self.save_dir / "rank-1-died").touch()
+            os._exit(1)
+        while True:  # a blocked all-reduce: signals do not end it
+            time.sleep(3600)
 
     def _setup(self) -> None:
         """Create the run folder and, on resume, start after the checkpoint's epoch."""
@@ -155,3 +166,14 @@ def _load(path: Path) -> dict[str, Any]:
         import torch
 
         return torch.load(path, weights_only=True)
+
+
+class RefireTrainer(TickTrainer):
+    """A TickTrainer that fires on_fit_epoch_end again after its final evaluation, as some engines do."""
+
+    def run_callbacks(self, event: str) -> None:
+        """Before on_train_end, 'evaluate best.pt' and report the last epoch's end once more."""
+        if event == "on_train_end" and not self.stop:
+            self.metrics = {"metrics/accuracy_top1": -1.0}  # the final evaluation's numbers
+            super().run_callbacks("on_fit_epoch_end")
+        super().run_callbacks(event)

@@ -1,4 +1,4 @@
-"""`trainforge submit|status|events|logs|cancel|jobs|trainers|artifacts|download`: the job API for people."""
+"""`trainforge submit|status|events|logs|cancel|jobs|trainers|artifacts|download|workers`: the API."""
 
 from __future__ import annotations
 
@@ -62,6 +62,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     artifacts.add_argument("--json", action="store_true", help="print the API's JSON")
     artifacts.set_defaults(func=cmd_artifacts)
 
+    workers = subparsers.add_parser("workers", parents=[conn], help="list live workers and their devices")
+    workers.add_argument("--json", action="store_true", help="print the API's JSON")
+    workers.set_defaults(func=cmd_workers)
+
     download = subparsers.add_parser("download", parents=[conn], help="download one artifact of a job")
     download.add_argument("job_id", metavar="ID")
     download.add_argument("name", help="artifact name, e.g. best.pt")
@@ -89,6 +93,9 @@ def _register_submit(
         "--webhook", action="append", dest="webhooks", metavar="URL", help="POST events to URL (repeatable)"
     )
     submit.add_argument("--gpus", type=_positive_int, help="GPUs the job needs")
+    submit.add_argument(
+        "--gpu-memory", type=_positive_float, metavar="GB", help="memory each of its GPUs must have (GB)"
+    )
     submit.add_argument("--queue", help="worker queue to run on")
     submit.add_argument("--priority", type=int, help="higher runs first")
     submit.add_argument("--idempotency-key", help="a retried submit with the same key returns the same job")
@@ -116,6 +123,17 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not positive; give 1 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """Parse a number > 0 for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number greater than 0")
     return value
 
 
@@ -173,7 +191,8 @@ def cmd_submit(args: argparse.Namespace, client: TrainforgeClient) -> int:
     except OverrideError as exc:
         print(f"trainforge submit: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    resources = {key: value for key, value in (("gpus", args.gpus), ("queue", args.queue)) if value}
+    wanted = (("gpus", args.gpus), ("queue", args.queue), ("gpu_memory_gb", args.gpu_memory))
+    resources = {key: value for key, value in wanted if value}
     job = client.submit(
         args.trainer,
         overrides,
@@ -310,4 +329,17 @@ def cmd_download(args: argparse.Namespace, client: TrainforgeClient) -> int:
     """Download one artifact."""
     path = client.download(args.job_id, args.name, args.output)
     print(path)
+    return 0
+
+
+@api_command
+def cmd_workers(args: argparse.Namespace, client: TrainforgeClient) -> int:
+    """List the live workers."""
+    workers = client.workers()
+    if args.json:
+        _print_json(workers)
+    elif not workers:
+        print("no live workers: start one with `trainforge worker`")
+    else:
+        print(output.workers_table(workers))
     return 0

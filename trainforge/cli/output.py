@@ -154,6 +154,9 @@ def job_block(job: Mapping[str, Any]) -> str:
         ("name", job.get("name")),
         ("trainer", job.get("trainer")),
         ("status", job.get("status")),
+        ("position", job.get("position")),
+        ("waiting", job.get("pending_reason")),
+        ("worker", job.get("worker")),
         ("epoch", _epoch_progress(job)),
         ("metrics", metrics_text(job.get("metrics")) or None),
         ("best", _link(job, "best")),
@@ -201,6 +204,32 @@ def progress_fraction(job: Mapping[str, Any]) -> float | None:
 def _link(job: Mapping[str, Any], name: str) -> str | None:
     links = job.get("links")
     return str(links[name]) if isinstance(links, Mapping) and links.get(name) else None
+
+
+def devices_text(devices: Mapping[str, Any]) -> str:
+    """Say what a worker trains on: "cpu", or "2 x A100 (80 GB)"; "declared" when not detected."""
+    if devices.get("kind") == "cpu" or not devices.get("count"):
+        text = "cpu"
+    else:
+        memory = devices.get("memory_gb")
+        text = f"{devices.get('count')} x {devices.get('name')}" + (f" ({memory:g} GB)" if memory else "")
+    return f"{text}, declared" if devices.get("source") == "declared" else text
+
+
+def workers_table(workers: Iterable[Mapping[str, Any]]) -> str:
+    """Tabulate live workers: queues, devices, how full they are, your jobs on them, last heartbeat."""
+    rows = [
+        (
+            worker.get("id"),
+            worker.get("queues"),
+            devices_text(worker.get("devices") or {}),
+            f"{worker.get('running')}/{worker.get('slots')}",
+            worker.get("jobs"),
+            short_time(worker.get("heartbeat_at")),
+        )
+        for worker in workers
+    ]
+    return table(rows, ("worker", "queues", "devices", "running", "your jobs", "heartbeat"))
 
 
 def trainers_table(trainers: Iterable[Mapping[str, Any]]) -> str:

@@ -86,6 +86,9 @@ class Job(Base):
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),
+        # The placement order: a worker takes the waiting job of its queues with the highest priority,
+        # the oldest first among equals (trainforge/scheduling/placement.py).
+        Index("ix_jobs_placement", "status", "queue", "priority", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
@@ -99,6 +102,12 @@ class Job(Base):
     # Webhooks given inline in the job: [{"id", "url", "events", "secret"}].
     webhooks: Mapped[list[Any]] = mapped_column(default=list)
     priority: Mapped[int] = mapped_column(Integer, default=0)
+    # `resources` copied into columns, so placement filters and orders in SQL on every database.
+    queue: Mapped[str] = mapped_column(String(64), default="jobs")
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    gpu_memory_gb: Mapped[float | None]
+    # The worker (Celery node name) that took the job's last run.
+    worker_id: Mapped[str | None] = mapped_column(String(200), index=True)
     tags: Mapped[list[Any]] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(16), index=True, default="queued")
     epoch: Mapped[int | None] = mapped_column(Integer)
@@ -121,6 +130,29 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class Worker(Base):
+    """A live worker's inventory, written at start and refreshed by its heartbeat; placement reads it."""
+
+    __tablename__ = "workers"
+
+    # The Celery node name ("jobs-1@host"): what its pool processes see as `request.hostname`.
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[list[Any]] = mapped_column(default=list)
+    # How many jobs it runs at once (the Celery pool size).
+    slots: Mapped[int] = mapped_column(Integer, default=1)
+    # "cpu" or "cuda"; `gpus` is 0 on a CPU worker, and the memory is the smallest device's.
+    device_kind: Mapped[str] = mapped_column(String(16), default="cpu")
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    gpu_name: Mapped[str | None] = mapped_column(String(200))
+    gpu_memory_gb: Mapped[float | None]
+    # Where the inventory came from: "detected" (torch in a subprocess) or "declared" (a setting).
+    inventory_source: Mapped[str] = mapped_column(String(16), default="detected")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class JobTag(Base):

@@ -1,13 +1,14 @@
 """Job leases: one worker owns a running job (lease_owner + heartbeat_at); stale leases are reaped.
 
 Every helper is one guarded UPDATE (or a select followed by guarded UPDATEs), never commits, and
-returns whether it took effect, so racing workers and reapers agree on a single winner.
+returns whether it took effect, so racing workers and reapers agree on a single winner. Lease times
+(heartbeat_at and every cutoff compared with it) are the database server's clock (`db_now()`),
+read in the statement itself: a worker whose clock is off can neither reap nor keep a lease by it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from trainforge import events, queue
 from trainforge.db.models import Job
-from trainforge.db.types import utcnow
+from trainforge.db.types import db_now
 from trainforge.jobs.state import transition
 from trainforge.vocab import JOBS_QUEUE, LEASED, LIFECYCLE_EVENTS, RUN_JOB, WAITING, JobStatus
 
@@ -30,7 +31,7 @@ def take_lease(session: Session, job_id: str, owner: str) -> bool:
         job_id,
         JobStatus.RUNNING,
         from_=WAITING,
-        values={"lease_owner": owner, "heartbeat_at": utcnow(), "attempt": Job.attempt + 1, "error": None},
+        values={"lease_owner": owner, "heartbeat_at": db_now(), "attempt": Job.attempt + 1, "error": None},
     )
     if took:
         attempt = session.execute(select(Job.attempt).where(Job.id == job_id)).scalar_one()
@@ -40,12 +41,13 @@ def take_lease(session: Session, job_id: str, owner: str) -> bool:
     return took
 
 
-def heartbeat(session: Session, job_id: str, owner: str) -> str | None:
+def heartbeat(session: Session, job_id: str, owner: str, attempt: int | None = None) -> str | None:
     """Renew the lease; return the job's status (e.g. "cancelling"), or None if `owner` lost the lease."""
+    guard = [] if attempt is None else [Job.attempt == attempt]
     status = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_([s.value for s in LEASED]))
-        .values(heartbeat_at=utcnow())
+        .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_([s.value for s in LEASED]), *guard)
+        .values(heartbeat_at=db_now())
         .returning(Job.status)
         .execution_options(synchronize_session=False)
     ).scalar()
@@ -60,17 +62,20 @@ def release_lease(
     *,
     values: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
+    attempt: int | None = None,
 ) -> bool:
     """Finish the owner's run: move the job to `to` (succeeded/failed/cancelled/retrying) and emit its event.
 
     A job in `cancelling` that succeeded stays succeeded (its training finished); one that stopped goes
-    to cancelled. Returns False if the owner no longer holds the lease (the reaper took it over).
+    to cancelled. Returns False if the owner no longer holds the lease (the reaper took it over) or,
+    given `attempt`, the job is on another attempt.
     """
     target = JobStatus(to)
     values = dict(values or {})
     if target is JobStatus.RETRYING:
         values.setdefault("lease_owner", None)
-    moved = transition(session, job_id, target, owner=owner, values=values)
+    guard = [] if attempt is None else [Job.attempt == attempt]
+    moved = transition(session, job_id, target, owner=owner, values=values, where=guard)
     if moved:
         events.emit(session, job_id, LIFECYCLE_EVENTS[target], data or {})
     return moved
@@ -90,7 +95,7 @@ def reap_stale(session: Session, lease_timeout_s: float, max_attempts: int) -> l
     running → retrying (run_job is re-sent after commit; the next run resumes from last.pt), or
     failed once `max_attempts` runs were made; cancelling → cancelled. Each move emits its event.
     """
-    cutoff = utcnow() - timedelta(seconds=lease_timeout_s)
+    cutoff = db_now(-lease_timeout_s)
     stale = session.execute(
         select(Job.id, Job.status, Job.attempt, Job.resources).where(
             Job.status.in_([s.value for s in LEASED]),
@@ -127,7 +132,7 @@ def resend_waiting(session: Session, older_than_s: float, limit: int | None = 10
     because take_lease lets only one run win. `updated_at` is bumped so the next sweep waits again,
     and a job another sweep bumped or a worker took meanwhile is skipped. `limit=None`: all of them.
     """
-    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    cutoff = db_now(-older_than_s)
     rows = session.execute(
         select(Job.id, Job.resources)
         .where(Job.status.in_([s.value for s in WAITING]), Job.updated_at < cutoff)
@@ -139,7 +144,7 @@ def resend_waiting(session: Session, older_than_s: float, limit: int | None = 10
         bumped = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status.in_([s.value for s in WAITING]), Job.updated_at < cutoff)
-            .values(updated_at=utcnow())
+            .values(updated_at=db_now())
             .execution_options(synchronize_session=False)
         )
         if bumped.rowcount == 1:  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from trainforge.cursors import decode_cursor, encode_cursor
 from trainforge.db.models import Job, JobTag
+from trainforge.jobs.fence import Fence, LeaseLostError
 
 # A job as the API shows it: a read-only row with the columns below (not an ORM object).
 JobView = Row[Any]
@@ -110,8 +111,12 @@ def record_progress(
     progress: dict[str, Any] | None = None,
     best_path: str | None = None,
     last_path: str | None = None,
+    fence: Fence | None = None,
 ) -> None:
-    """Store a running job's latest epoch (1-based), metrics, batch progress and checkpoint paths."""
+    """Store a running job's latest epoch (1-based), metrics, batch progress and checkpoint paths.
+
+    With `fence`, only while that run holds the lease; raises LeaseLostError otherwise.
+    """
     values: dict[str, Any] = {
         key: value
         for key, value in {
@@ -124,7 +129,13 @@ def record_progress(
         }.items()
         if value is not None
     }
-    if values:
-        session.execute(
-            update(Job).where(Job.id == job_id).values(**values).execution_options(synchronize_session=False)
-        )
+    if not values:
+        return
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, *(fence.guard() if fence else ()))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if fence is not None and result.rowcount == 0:  # type: ignore[attr-defined]
+        raise LeaseLostError(f"job {job_id!r} is no longer leased to {fence.owner} (attempt {fence.attempt})")

@@ -15,12 +15,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, update
+from sqlalchemy import ColumnElement, func, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from trainforge.db.models import Job
-from trainforge.db.types import UTCDateTime, utcnow
+from trainforge.db.types import db_now
 from trainforge.vocab import TERMINAL, JobStatus
 
 S = JobStatus
@@ -79,7 +79,8 @@ def transition(
     bad = sorted(s for s in allowed if not can_transition(s, target))
     if bad:
         raise TransitionError(f"job status cannot go from {', '.join(bad)} to {target}")
-    now = utcnow()
+    # The database's clock: leases and the re-send of waiting jobs compare these with db_now().
+    now = db_now()
     changes: dict[str, Any] = {"status": target.value, "updated_at": now}
     if target is S.RUNNING:
         changes["started_at"] = _coalesce_now(now)
@@ -101,9 +102,9 @@ def transition(
     return moved
 
 
-def _coalesce_now(now: datetime) -> ColumnElement[datetime]:
+def _coalesce_now(now: ColumnElement[datetime]) -> ColumnElement[datetime]:
     """Return an SQL expression keeping started_at when set (a resumed run started earlier)."""
-    return func.coalesce(Job.started_at, literal(now, UTCDateTime()))
+    return func.coalesce(Job.started_at, now)
 
 
 def _refresh_identity(session: Session, job_id: str) -> None:

@@ -230,6 +230,12 @@ def _request(row: WebhookDelivery, endpoint: WebhookEndpoint | None, now: dateti
     if row.endpoint_id is None:
         if not row.url or not row.secret:
             return "the job's inline webhook has no url or secret"
+        try:
+            # Checked at submit; a row stored before that check could still hold a bad one, and
+            # failing it here records why instead of failing every attempt after the claim.
+            signing.secret_key(row.secret)
+        except signing.SignatureError as exc:
+            return f"the job's inline webhook secret cannot sign: {exc}"
         return row.url, body, row.webhook_id, [row.secret]
     if endpoint is None or not endpoint.enabled:
         reason = endpoint.disabled_reason if endpoint is not None else None

@@ -6,16 +6,17 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from trainforge.db.models import Tenant, WebhookEndpoint
 from trainforge.db.models import WebhookDelivery as Delivery
+from trainforge.db.models import WebhookEndpoint
 from trainforge.db.types import new_id, utcnow
 from trainforge.errors import Conflict, Invalid, NotFound
 from trainforge.events import emit
 from trainforge.queue import send_after_commit
 from trainforge.settings import Settings, get_settings
+from trainforge.tenant_limits import lock_tenant
 from trainforge.vocab import DELIVER_WEBHOOK, ENDPOINT_DISABLED_EVENT
 from trainforge.webhooks import signing
 from trainforge.webhooks.catalog import unknown_event_message
@@ -109,9 +110,8 @@ def check_webhooks_per_job(count: int, settings: Settings) -> None:
 
 def check_endpoint_room(session: Session, tenant_id: str, settings: Settings) -> None:
     """Raise Invalid (422) when the tenant already has as many endpoints as the operator allows."""
-    # A no-op write on the tenant's row first: it holds that row (PostgreSQL) or the write lock
-    # (SQLite) until commit, so concurrent creates count one after another and cannot both slip in.
-    session.execute(update(Tenant).where(Tenant.id == tenant_id).values(name=Tenant.name))
+    # Concurrent creates count one after another, so they cannot both slip in under the cap.
+    lock_tenant(session, tenant_id)
     have = session.scalar(select(func.count()).where(WebhookEndpoint.tenant_id == tenant_id)) or 0
     cap = settings.webhook_max_endpoints
     if have >= cap:

@@ -14,6 +14,10 @@ from datetime import UTC, datetime
 SECRET_PREFIX = "whsec_"
 # 32 random bytes: the HMAC-SHA256 block is 64 bytes, so this is well inside the recommended 24-64 range.
 SECRET_BYTES = 32
+# What Standard Webhooks recommends for a key; the longest (88 base64 characters) fits the 200-character
+# column that stores secrets with room to spare.
+MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
+SIZE_RULE = f"use {MIN_SECRET_BYTES}-{MAX_SECRET_BYTES} random bytes, base64-encoded"
 # Receivers refuse timestamps further than this from their clock (the Standard Webhooks default).
 TOLERANCE_S = 300
 
@@ -28,17 +32,21 @@ def generate_secret() -> str:
 
 
 def secret_key(secret: str) -> bytes:
-    """Decode a `whsec_<base64>` secret into its key bytes."""
+    """Decode a `whsec_<base64>` secret into its key bytes; SignatureError says what is wrong with it.
+
+    The one check of a secret, whoever supplies it: a job's inline webhook, or a stored row about to sign.
+    """
     if not secret.startswith(SECRET_PREFIX):
-        raise SignatureError(
-            f"webhook secret must start with {SECRET_PREFIX!r}; generate one with generate_secret()"
-        )
+        raise SignatureError(f"webhook secret must start with {SECRET_PREFIX!r}")
+    encoded = secret[len(SECRET_PREFIX) :]
+    if len(encoded) > 4 * MAX_SECRET_BYTES:  # refuse before decoding a huge string
+        raise SignatureError(f"webhook secret is too long: {SIZE_RULE}")
     try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+        key = base64.b64decode(encoded, validate=True)
     except binascii.Error as exc:
         raise SignatureError(f"webhook secret is not valid base64 after {SECRET_PREFIX!r}: {exc}") from None
-    if len(key) < 16:
-        raise SignatureError("webhook secret is too short: use at least 16 random bytes (generate_secret())")
+    if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES:
+        raise SignatureError(f"webhook secret holds {len(key)} bytes: {SIZE_RULE}")
     return key
 
 

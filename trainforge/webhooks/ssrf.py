@@ -68,12 +68,16 @@ class Policy:
         networks: list[IPNetwork] = []
         hosts: set[str] = set()
         for item in filter(None, items):
+            if item == "*":  # every address: development only (settings refuse it in production)
+                networks += [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
+                continue
             try:
                 networks.append(ipaddress.ip_network(item.strip("[]"), strict=False))
             except ValueError:
                 if "/" in item or not _looks_like_host(item):
                     raise ValueError(
-                        f"webhook allow entry {item!r} is neither a CIDR (e.g. 127.0.0.0/8) nor a host name"
+                        f"webhook allow entry {item!r} is neither a CIDR (e.g. 127.0.0.0/8), a host name "
+                        "nor '*'"
                     ) from None
                 hosts.add(_normal_host(item))
         return cls(tuple(networks), frozenset(hosts))

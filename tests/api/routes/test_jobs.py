@@ -164,6 +164,8 @@ def test_trainers_lists_override_schema(api_client, token) -> None:
 def test_concurrent_posts_with_one_idempotency_key_make_one_job(settings_env, make_token) -> None:
     import threading
 
+    from shared_helpers import run_in_threads
+
     from trainforge.auth import resolve_token
     from trainforge.db.session import session_scope
     from trainforge.jobs.service import create_job
@@ -173,20 +175,13 @@ def test_concurrent_posts_with_one_idempotency_key_make_one_job(settings_env, ma
     with session_scope() as s:
         tenant_id = resolve_token(s, token).tenant_id
     barrier = threading.Barrier(3)
-    ids: list[str] = []
 
-    def post() -> None:
-        barrier.wait()
+    def post() -> str:
+        barrier.wait(timeout=30)
         with session_scope() as s:
-            ids.append(
-                create_job(s, tenant_id, JobCreate(**BODY), settings_env, idempotency_key="same").job.id
-            )
+            return create_job(s, tenant_id, JobCreate(**BODY), settings_env, idempotency_key="same").job.id
 
-    threads = [threading.Thread(target=post) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    ids = run_in_threads(*[post] * 3)
     assert len(ids) == 3 and len(set(ids)) == 1
 
 

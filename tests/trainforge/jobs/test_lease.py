@@ -89,3 +89,58 @@ def test_resend_waiting_requeues_old_queued_jobs_once(make_job, redis_url) -> No
         assert resend_waiting(s, older_than_s=60) == []
     assert client.llen("tf-test-resend") == 1  # the Celery message is in the job's queue
     client.delete("tf-test-resend")
+
+
+def _skew(monkeypatch, seconds: float) -> None:
+    """Play a host whose clock is `seconds` off."""
+    from trainforge.settings import get_settings
+
+    monkeypatch.setenv("TRAINFORGE_CLOCK_SKEW_S", str(seconds))
+    get_settings.cache_clear()
+
+
+def test_lease_times_come_from_the_database_not_the_host(make_job, monkeypatch) -> None:
+    from datetime import UTC, datetime
+
+    job_id = make_job()
+    _skew(monkeypatch, -300)  # this worker's clock is five minutes behind
+    assert utcnow() < datetime.now(UTC) - timedelta(minutes=4)
+    with session_scope() as s:
+        assert take_lease(s, job_id, "slow-clock")
+    with session_scope() as s:
+        assert heartbeat(s, job_id, "slow-clock") == "running"
+    assert abs(_job(job_id).heartbeat_at - datetime.now(UTC)) < timedelta(seconds=30)
+    _skew(monkeypatch, 300)  # the reaper's clock is five minutes ahead
+    with session_scope() as s:
+        assert reap_stale(s, lease_timeout_s=60, max_attempts=3) == []
+    _skew(monkeypatch, 0)
+    assert _job(job_id).status == "running"
+
+
+def test_a_stale_runs_writes_are_refused_not_merged(make_job) -> None:
+    import pytest
+
+    from trainforge.jobs import repository
+    from trainforge.jobs.fence import Fence, LeaseLostError
+
+    job_id = make_job(status="running", lease_owner="old", attempt=1, heartbeat_at=utcnow())
+    old = Fence("old", 1)
+    with session_scope() as s:
+        events.emit(s, job_id, "on_fit_epoch_end", {"epoch": 1}, dedupe_key="on_fit_epoch_end:1", fence=old)
+        repository.record_progress(s, job_id, epoch=1, fence=old)
+    with session_scope() as s:  # the reaper hands the job on; another worker takes it
+        assert reap_stale(s, lease_timeout_s=-1, max_attempts=3)
+    with session_scope() as s:
+        assert take_lease(s, job_id, "new")
+    for write in (
+        lambda s: events.emit(s, job_id, "on_fit_epoch_end", {"epoch": 2}, dedupe_key="x", fence=old),
+        lambda s: repository.record_progress(s, job_id, epoch=2, fence=old),
+        lambda s: events.emit(s, job_id, "tick", fence=Fence("new", 1)),  # right owner, wrong attempt
+    ):
+        with pytest.raises(LeaseLostError, match="is no longer leased"), session_scope() as s:
+            write(s)
+    with session_scope() as s:
+        assert not release_lease(s, job_id, "new", "succeeded", attempt=1)
+    job = _job(job_id)
+    assert (job.epoch, job.attempt, job.lease_owner, job.event_seq) == (1, 2, "new", 3)
+    assert _types(job_id) == ["on_fit_epoch_end", "job.retrying", "job.started"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from shared_helpers import run_in_threads
 
 from trainforge.db.models import Job
 from trainforge.db.session import session_scope
@@ -56,39 +57,29 @@ def test_owner_guard(make_job) -> None:
 def test_two_sessions_racing_one_transition_one_wins(make_job) -> None:
     job_id = make_job()
     barrier = threading.Barrier(2)
-    results: list[bool] = []
 
-    def race(target: str) -> None:
+    def race(target: str) -> bool:
         with session_scope() as s:
-            barrier.wait()
-            results.append(transition(s, job_id, target, from_="queued"))
+            barrier.wait(timeout=30)
+            return transition(s, job_id, target, from_="queued")
 
-    threads = [threading.Thread(target=race, args=(t,)) for t in ("running", "cancelled")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_in_threads(lambda: race("running"), lambda: race("cancelled"))
     assert sorted(results) == [False, True]
+    winner = "running" if results[0] else "cancelled"
     with session_scope() as s:
-        assert s.get(Job, job_id).status in {"running", "cancelled"}
+        assert s.get(Job, job_id).status == winner
 
 
 def test_many_racers_one_winner(make_job) -> None:
     job_id = make_job()
     barrier = threading.Barrier(6)
-    results: list[bool] = []
-    lock = threading.Lock()
 
-    def race() -> None:
+    def race(name: str) -> bool:
         with session_scope() as s:
-            barrier.wait()
-            moved = transition(s, job_id, "running", values={"lease_owner": threading.current_thread().name})
-        with lock:
-            results.append(moved)
+            barrier.wait(timeout=30)
+            return transition(s, job_id, "running", values={"lease_owner": name})
 
-    threads = [threading.Thread(target=race) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_in_threads(*(lambda n=n: race(f"racer-{n}") for n in range(6)))
     assert results.count(True) == 1
+    with session_scope() as s:
+        assert s.get(Job, job_id).lease_owner == f"racer-{results.index(True)}"
