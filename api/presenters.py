@@ -51,6 +51,7 @@ def job_public(
         epochs=job.epochs,
         progress=job.progress,
         metrics=job.metrics,
+        best=job.best,
         error=job.error,
         stop_reason=job.stop_reason,
         attempt=job.attempt,

@@ -188,6 +188,11 @@ class JobPublic(BaseModel):
     epochs: int | None
     progress: dict[str, Any] | None
     metrics: dict[str, Any] | None
+    best: dict[str, Any] | None = Field(
+        default=None,
+        description="The best epoch so far by the task's headline metric (mAP50-95, top-1): "
+        "{metric, value, epoch}.",
+    )
     error: str | None
     stop_reason: str | None
     attempt: int

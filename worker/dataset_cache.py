@@ -1,6 +1,6 @@
 """The worker's cache of unpacked datasets, by content hash, shared by every job on this machine.
 
-    <cache_dir>/sets/<sha256>/          one unpacked dataset (complete once `.complete` is in it)
+    <cache_dir>/sets/<sha256>/          one unpacked dataset (complete once `.complete`, its size, is in it)
     <cache_dir>/sets/<sha256>.lock      flock: exclusive while unpacking or evicting, shared while in use
     <cache_dir>/labels/                 the engine's label caches (never inside a dataset folder)
 
@@ -83,7 +83,8 @@ class DatasetCache:
         tmp = self.sets / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
         try:
             extract(archive, fmt, tmp, limits)
-            (tmp / COMPLETE).touch()
+            # Recorded once: eviction runs at every job start and must not walk every cached file.
+            (tmp / COMPLETE).write_text(str(_size(tmp)))
             os.rename(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -96,7 +97,7 @@ class DatasetCache:
         for path in self.sets.iterdir():
             marker = path / COMPLETE
             if path.is_dir() and marker.is_file():
-                sets.append((marker.stat().st_mtime, path.name, _size(path)))
+                sets.append((marker.stat().st_mtime, path.name, _recorded_size(path)))
         total = sum(size for _, _, size in sets)
         removed = []
         for _, sha, size in sorted(sets):
@@ -118,6 +119,12 @@ class DatasetCache:
                 return False
             shutil.rmtree(self.sets / sha, ignore_errors=True)
             return True
+
+
+def _recorded_size(path: Path) -> int:
+    """Return the size a set's `.complete` marker records (walk the set if it records none)."""
+    recorded = (path / COMPLETE).read_text().strip()
+    return int(recorded) if recorded.isdigit() else _size(path)
 
 
 def _size(path: Path) -> int:

@@ -6,18 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-# The headline metric of each task, the one "best" refers to on the pages.
-PRIMARY_METRICS = ("metrics/mAP50-95(B)", "metrics/accuracy_top1")
 NONE = "\N{EN DASH}"  # shown for a value not known yet
-
-
-def primary_metric(metrics: dict[str, Any] | None) -> tuple[str, float] | None:
-    """Return the headline (name, value) of a metrics dict, or None when it has none."""
-    for key in PRIMARY_METRICS:
-        value = (metrics or {}).get(key)
-        if isinstance(value, int | float):
-            return key.removeprefix("metrics/"), float(value)
-    return None
 
 
 def metric_value(value: Any) -> str:

@@ -60,8 +60,8 @@ async def _jobs_page(
 
 
 def _row(job: dict[str, Any]) -> dict[str, Any]:
-    """Return a job of GET /v1/jobs with what its row shows (timing, headline metric)."""
-    return {**job, "timing": fmt.timing(job), "best": fmt.primary_metric(job.get("metrics"))}
+    """Return a job of GET /v1/jobs with what its row shows beyond the API's fields (timing)."""
+    return {**job, "timing": fmt.timing(job)}
 
 
 @router.get("")
@@ -147,7 +147,6 @@ async def _job_page(request: Request, user: UiUser, job_id: str, notice: str | N
         user=user,
         job=job,
         timing=fmt.timing(job),
-        best=fmt.primary_metric(job.get("metrics")),
         notice=notice,
     )
 

@@ -31,6 +31,7 @@ class Stack:
         api_workers: int = 1,
         worker_concurrency: int = 1,
         worker_queues: list[str] | None = None,
+        api_app: str | None = None,
     ) -> None:
         self.workdir = workdir
         self.extra_env = env or {}
@@ -39,6 +40,8 @@ class Stack:
         # One jobs worker per entry, consuming those (comma-separated) queues.
         self.worker_queues = worker_queues or ["jobs"]
         self.worker_names: list[str] = []
+        # An ASGI app ("module:attr") to serve instead of the product's, with the same uvicorn options.
+        self.api_app = api_app
         # The TRAINFORGE_* variables the processes run with (set in this process too by start()).
         self.env: dict[str, str] = {}
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -81,6 +84,9 @@ class Stack:
         child_env = {**os.environ, "PYTHONPATH": str(ROOT)}
         cli = [sys.executable, "-m", "trainforge.cli"]
         api = [*cli, "api", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+        if self.api_app is not None:  # the options `trainforge api` gives uvicorn (cli/server.py)
+            api = [sys.executable, "-m", "uvicorn", self.api_app, "--host", "127.0.0.1", "--port",
+                   str(port), "--log-level", "warning", "--proxy-headers"]  # fmt: skip
         api += ["--workers", str(self.api_workers)]
         self._spawn(api, child_env, "api.log")
         logs = []

@@ -101,6 +101,10 @@ def test_two_epoch_job_succeeds_with_events_streamed_live_and_artifacts(api, liv
     fit = [e for e in events if e["type"] == "on_fit_epoch_end"]
     assert all(e["data"]["metrics"] and e["data"]["epochs"] == 2 for e in fit)
     assert all("losses" in e["data"] for e in events if e["type"] == "on_train_epoch_end")
+    # The best epoch is the one with the highest top-1 (the later one on a tie), not the last one.
+    top1 = [e["data"]["metrics"]["metrics/accuracy_top1"] for e in fit]
+    best_epoch = max(range(2), key=lambda i: (top1[i], i)) + 1
+    assert job["best"] == {"metric": "accuracy_top1", "value": top1[best_epoch - 1], "epoch": best_epoch}
 
     # Live: the stream delivered every event, and the first epoch's before the job had finished.
     assert [key(e) for e, _ in received] == [key(e) for e in events]

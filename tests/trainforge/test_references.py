@@ -234,7 +234,7 @@ CASES = [
         "NUL byte",
         "data",
         "/data\x00/x",
-        "overrides: Value error, overrides.data contains a NUL character; remove it",
+        "overrides.data contains a NUL character; remove it",
     ),
     ("newline", "model", "tiny-cls\n", "override 'model' contains a control character; remove it"),
     (

@@ -91,12 +91,17 @@ def test_every_page_sends_a_csp_without_inline_scripts(client: Any, make_token, 
 def test_the_jobs_page_shows_only_the_tenants_jobs_newest_first(client: Any, make_token, make_job) -> None:
     sign_in(client, make_token("alpha"))
     older = make_job(tenant="alpha", name="older", tags=["x"])
-    newer = make_job(tenant="alpha", name="newer", status="running", epoch=1, epochs=4)
+    best = {"metric": "accuracy_top1", "value": 0.9, "epoch": 1}
+    newer = make_job(
+        tenant="alpha", name="newer", status="running", epoch=2, epochs=4,
+        metrics={"metrics/accuracy_top1": 0.6}, best=best,
+    )  # fmt: skip
     foreign = make_job(tenant="beta", name="foreign")
     text = client.get("/ui").text
     ids = re.findall(r'data-testid="job-row" data-job-id="([^"]+)"', text)
     assert ids.index(newer) < ids.index(older) and foreign not in ids
-    assert "1/4" in text
+    assert "2/4" in text
+    assert "accuracy_top1 0.9" in text and "accuracy_top1 0.6" not in text  # the best, not the latest
     tagged = client.get("/ui", params={"tag": "x"}).text
     assert re.findall(r'data-job-id="([^"]+)"', tagged) == [older]
     running = client.get("/ui", params={"status": "running"}).text
@@ -130,13 +135,14 @@ def test_another_tenants_job_page_is_a_404(client: Any, make_token, make_job) ->
 
 def test_the_job_page_marks_its_parts_for_tests(client: Any, make_token, make_job) -> None:
     sign_in(client, make_token("hooks"))
-    metrics = {"metrics/accuracy_top1": 0.75}
-    job = make_job(tenant="hooks", status="running", epoch=2, epochs=5, metrics=metrics)
+    metrics = {"metrics/accuracy_top1": 0.5}
+    best = {"metric": "accuracy_top1", "value": 0.75, "epoch": 1}
+    job = make_job(tenant="hooks", status="running", epoch=2, epochs=5, metrics=metrics, best=best)
     text = client.get(f"/ui/jobs/{job}").text
     for testid in ["job-status", "epoch-progress", "log-tail", "artifact-list", "deliveries"]:
         assert f'data-testid="{testid}"' in text
     assert text.count('data-testid="metric-chart"') == 3
-    assert 'data-epoch="2" data-epochs="5"' in text and "accuracy_top1 0.75" in text
+    assert 'data-epoch="2" data-epochs="5"' in text and "accuracy_top1 0.75 (epoch 1)" in text
 
 
 def test_submitting_needs_the_forms_csrf_token(client: Any, make_token) -> None:

@@ -126,3 +126,27 @@ def test_a_wake_up_for_a_delivery_done_meanwhile_passes_its_slot_on(settings_env
             s.execute(done)
         assert dispatch.deliver(first.id) == "not-due"  # and the slot reserved for it moves on
         assert dispatch.deliver(second.id) == "sent" and len(rx.requests) == 1
+
+
+def test_the_attempt_that_frees_a_slot_delivers_its_waiters_itself_up_to_its_bound(
+    settings_env, make_job, monkeypatch
+) -> None:
+    monkeypatch.setattr(dispatch, "HANDOFFS_PER_TASK", 2)
+    tenant = new_tenant()
+    with Receiver() as rx:
+        endpoint_id, _ = add_endpoint(tenant, rx.url)
+        job_id = make_job(tenant=tenant)
+        for epoch in range(4):
+            emit_event(job_id, "on_train_epoch_end", {"epoch": epoch})
+        pools = pools_of(tenant, endpoint_id)
+        holders = hold(pools, settings_env.webhook_endpoint_in_flight)
+        rows = deliveries(endpoint_id=endpoint_id)
+        assert [dispatch.deliver(d.id) for d in rows] == ["busy"] * 4
+        assert Slots().give_back(pools, holders[0]) == [rows[0].id]
+        # No worker runs here: only this call can deliver the three, the first and its two hand-offs.
+        assert dispatch.deliver(rows[0].id) == "sent"
+        assert [delivery(d.id).status for d in rows] == ["succeeded"] * 3 + ["pending"]
+        assert len(rx.requests) == 3
+        # Past the bound the last waiter was sent its message, its slot kept for it.
+        assert dispatch.deliver(rows[3].id) == "sent" and len(rx.requests) == 4
+    assert Slots().holders(pools[0]) == settings_env.webhook_endpoint_in_flight - 1

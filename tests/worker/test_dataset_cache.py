@@ -86,3 +86,21 @@ def test_a_hostile_archive_leaves_nothing_in_the_cache(tmp_path: Path) -> None:
         cache.acquire("0" * 64, path, "zip", LIMITS)
     assert [p.name for p in (tmp_path / "cache" / "sets").iterdir()] == ["0" * 64 + ".lock"]
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_a_hit_reads_the_recorded_size_instead_of_walking_the_set(tmp_path: Path) -> None:
+    cache = DatasetCache(tmp_path / "cache", max_bytes=10**9)
+    archive, sha = make_zip(tmp_path / "a.zip", b"z" * 1000)
+    cache.acquire(sha, archive, "zip", LIMITS).release()
+    marker = cache.sets / sha / ".complete"
+    assert int(marker.read_text()) == 1000, "the unpacked size is recorded once, at unpack"
+
+    marker.write_text("5000")  # eviction trusts the record: a hit costs no walk of the set's files
+    cache.max_bytes = 4000
+    assert cache.evict() == [sha]
+
+    held = cache.acquire(sha, archive, "zip", LIMITS)
+    (held.path / ".complete").write_text("")  # a set cached before sizes were recorded is walked
+    held.release()
+    cache.max_bytes = 999
+    assert cache.evict() == [sha]

@@ -14,7 +14,9 @@ minutes and must not hold a connection (or SQLite's write lock) for that long.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import anyio
@@ -31,6 +33,8 @@ from trainforge.errors import Conflict, Invalid
 _FLUSH_BYTES = 1024 * 1024
 # ...or this often, so a slow but live upload keeps its file's mtime fresh and is never swept.
 _FLUSH_EVERY_S = 10.0
+# The threads that write and hash uploads (one piece in flight per upload).
+_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload-write")
 
 
 @dataclass(frozen=True)
@@ -72,24 +76,33 @@ async def receive(
 
 async def _stream(chunks: AsyncIterator[bytes], incoming: Incoming, request: UploadRequest) -> str:
     """Write the body to `incoming`; return its format; Invalid when it is empty, no archive or mismatched."""
-    buffer = bytearray()
+    pieces: list[bytes] = []
+    held = 0
+    head = b""
     fmt = "pt"
     sniffed = request.cls is not Dataset
+    writer = _Writer(incoming)
     flushed_at = anyio.current_time()
-    async for chunk in chunks:
-        buffer += chunk
-        if not sniffed and len(buffer) >= 4:
-            fmt, sniffed = _sniff(bytes(buffer[:4])), True
-        if len(buffer) >= _FLUSH_BYTES or anyio.current_time() - flushed_at >= _FLUSH_EVERY_S:
-            await anyio.to_thread.run_sync(incoming.write, bytes(buffer))
-            buffer.clear()
-            flushed_at = anyio.current_time()
-    if buffer:
-        await anyio.to_thread.run_sync(incoming.write, bytes(buffer))
+    try:
+        async for chunk in chunks:
+            if not sniffed:
+                head += chunk[: 4 - len(head)]
+                if len(head) >= 4:
+                    fmt, sniffed = _sniff(head), True
+            pieces.append(chunk)
+            held += len(chunk)
+            if held >= _FLUSH_BYTES or anyio.current_time() - flushed_at >= _FLUSH_EVERY_S:
+                await writer.write(pieces)
+                pieces, held, flushed_at = [], 0, anyio.current_time()
+        if pieces:
+            await writer.write(pieces)
+        await writer.wait()
+    finally:
+        writer.join()
     if incoming.size == 0:
         raise Invalid("the upload is empty; send the file's bytes as the request body")
     if not sniffed:
-        fmt = _sniff(b"")
+        fmt = _sniff(head)
     digest = incoming.digest()
     if request.sha256 is not None and digest != request.sha256:
         raise Invalid(
@@ -97,6 +110,38 @@ async def _stream(chunks: AsyncIterator[bytes], incoming: Incoming, request: Upl
             f"hashing to {digest}; the upload was damaged or cut short, send it again"
         )
     return fmt
+
+
+class _Writer:
+    """Write and hash one piece in a thread while the next piece arrives.
+
+    Receiving, hashing and writing in turn left each waiting on the others; overlapped, an upload runs
+    at about the speed of the slower of the two. At most one write is in flight, so pieces land in order.
+    """
+
+    def __init__(self, incoming: Incoming) -> None:
+        self._incoming = incoming
+        self._pending: Future[None] | None = None
+
+    async def write(self, pieces: list[bytes]) -> None:
+        """Wait for the previous piece, then start writing `pieces` (network chunks, never copied)."""
+        await self.wait()
+        self._pending = _WRITERS.submit(self._write_all, pieces)
+
+    def _write_all(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self._incoming.write(piece)
+
+    async def wait(self) -> None:
+        """Wait for the write in flight; raise what it raised."""
+        if self._pending is not None:
+            await asyncio.wrap_future(self._pending)
+            self._pending = None
+
+    def join(self) -> None:
+        """Block until no write is in flight (at most one piece), so a failed upload is discarded after it."""
+        if self._pending is not None:
+            wait([self._pending])
 
 
 def _sniff(head: bytes) -> str:

@@ -114,6 +114,8 @@ class Job(Base):
     epochs: Mapped[int | None] = mapped_column(Integer)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The best epoch so far by the task's headline metric: {"metric", "value", "epoch"}.
+    best: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     best_path: Mapped[str | None] = mapped_column(String(1000))
     last_path: Mapped[str | None] = mapped_column(String(1000))
     error: Mapped[str | None] = mapped_column(Text)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from trainforge.cursors import decode_cursor, encode_cursor
 from trainforge.db.models import Job, JobTag
 from trainforge.jobs.fence import Fence, LeaseLostError
+from trainforge.metrics import best_so_far
 
 # A job as the API shows it: a read-only row with the columns below (not an ORM object).
 JobView = Row[Any]
@@ -115,6 +116,8 @@ def record_progress(
 ) -> None:
     """Store a running job's latest epoch (1-based), metrics, batch progress and checkpoint paths.
 
+    The best epoch so far (`best`) moves when `metrics` beat it on the task's headline metric.
+
     With `fence`, only while that run holds the lease; raises LeaseLostError otherwise.
     """
     values: dict[str, Any] = {
@@ -131,6 +134,11 @@ def record_progress(
     }
     if not values:
         return
+    if metrics is not None:
+        stored = session.execute(select(Job.best).where(Job.id == job_id)).scalar_one_or_none()
+        best = best_so_far(stored, metrics, epoch)
+        if best is not None:
+            values["best"] = best
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, *(fence.guard() if fence else ()))

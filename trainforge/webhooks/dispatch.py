@@ -11,7 +11,8 @@ The claim is one guarded UPDATE, so two messages for one delivery never send it 
 worker that dies mid-attempt leaves next_attempt_at = end of its claim, so the sweep retries it then.
 Before the claim a worker takes a slot for the receiver and the tenant (`fairness`); a delivery whose
 receiver or tenant has every slot in use stays due and unclaimed, and waits for the attempt that
-frees a slot to send it again (or, should that message be lost, for the sweep).
+frees a slot: that task delivers it next itself (or, past its hand-off bound, sends it a message;
+should that be lost, the sweep resends it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import dataclasses
 import functools
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -47,6 +49,12 @@ CLAIM_MARGIN_S = 45.0
 # Retries due sooner than this are also sent with a broker countdown so they need not wait for a sweep.
 SHORT_RETRY_S = 60.0
 SWEEP_BATCH = 500
+# A task whose attempt frees a slot delivers the waiting delivery it is reserved for itself, rather
+# than sending it a message: a broker round trip and a second worker per hand-off made one tenant's
+# burst wait on hand-offs, not on its receiver. The chain stops after this many hand-offs or seconds,
+# so a tenant's backlog returns the process to the queue now and then; it never holds more slots.
+HANDOFFS_PER_TASK = 16
+HANDOFF_BUDGET_S = 10.0
 
 
 Request = tuple[str, bytes, str, list[str]]  # url, body, webhook-id, secrets
@@ -71,18 +79,40 @@ class Claim:
 
 
 def deliver(delivery_id: str, resolver: Resolver = system_resolver, db_url: str | None = None) -> str:
-    """Claim, attempt and record one delivery; return what happened ("sent", "retry", "busy", ...)."""
+    """Claim, attempt and record one delivery; return what happened ("sent", "retry", "busy", ...).
+
+    The slot it frees goes on, in this task, to the delivery waiting for it (see HANDOFFS_PER_TASK).
+    """
+    outcome, woken = _deliver_once(delivery_id, resolver, db_url)
+    started = time.monotonic()
+    for _ in range(HANDOFFS_PER_TASK):
+        if not woken or time.monotonic() - started > HANDOFF_BUDGET_S:
+            break
+        # One slot per pool freed: the first waiter is delivered here, any other is sent its message.
+        next_id, *others = woken
+        for waiting_id in others:
+            send_delivery(waiting_id)
+        _, woken = _deliver_once(next_id, resolver, db_url)
+    for waiting_id in woken:
+        send_delivery(waiting_id)
+    return outcome
+
+
+def _deliver_once(delivery_id: str, resolver: Resolver, db_url: str | None) -> tuple[str, list[str]]:
+    """Claim, attempt and record one delivery; return the outcome and the waiters its slots went to."""
     settings = get_settings()
     with session_scope(db_url) as session:  # commits the claim before the HTTP call
         claim = claim_delivery(session, delivery_id, settings)
     if isinstance(claim, str):
-        return claim
+        return claim, []
     try:
-        return _attempt_and_record(claim, settings, resolver, db_url)
-    finally:
-        # The slots go back after the attempt is recorded, and each wakes a delivery waiting for it.
+        outcome = _attempt_and_record(claim, settings, resolver, db_url)
+    except BaseException:
         for waiting_id in fairness.give_back(list(claim.slots), claim.holder):
             send_delivery(waiting_id)
+        raise
+    # The slots go back after the attempt is recorded, each reserved for a delivery waiting for it.
+    return outcome, fairness.give_back(list(claim.slots), claim.holder)
 
 
 def _attempt_and_record(claim: Claim, settings: Settings, resolver: Resolver, db_url: str | None) -> str:

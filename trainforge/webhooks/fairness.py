@@ -6,7 +6,8 @@ stall every tenant's deliveries. Before claiming a delivery, a worker takes a sl
 shared by all workers: its receiver's (`webhook_endpoint_in_flight`) and its tenant's
 (`webhook_tenant_in_flight`, the tenant's share of the slots). A delivery that finds either full
 is not attempted: it waits in that pool's waiting list, and the attempt that gives a slot of the
-pool back reserves the slot for it and sends it again, so a slow receiver delays only its own
+pool back reserves the slot for it and delivers it next, in the same task (a bounded number in a
+row, then by a message), so a slow receiver delays only its own
 tenant, newcomers cannot jump the line, and a waiting delivery costs nothing until its turn.
 Slots are leases as long as a claim: a worker killed mid-attempt frees its slots when its claim
 would have ended (the deliveries waiting on them are then found by the sweep).

@@ -21,7 +21,7 @@
     const progress = TF.el("td", { class: "progress-cell" });
     progress.append(TF.el("progress", { max: job.epochs || 1, value: job.epoch || 0 }), " ",
       TF.el("span", {}, `${job.epoch || 0}/${job.epochs || "?"}`));
-    const best = TF.primary(job.metrics);
+    const best = job.best ? [job.best.metric, job.best.value] : null;
     const tags = TF.el("td");
     for (const t of job.tags || []) tags.append(TF.el("span", { class: "tag" }, t), " ");
     for (const cell of cells) {

@@ -3,7 +3,6 @@
 
 const TF = (() => {
   const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-  const PRIMARY = ["metrics/mAP50-95(B)", "metrics/accuracy_top1"];
 
   // The CSRF token of this session: the API asks it of every state-changing request signed in by cookie.
   function csrf() {
@@ -46,13 +45,6 @@ const TF = (() => {
     return typeof value === "number" ? Number(value.toPrecision(4)).toString() : "–";
   }
 
-  function primary(metrics) {
-    for (const key of PRIMARY) {
-      if (metrics && typeof metrics[key] === "number") return [key.replace("metrics/", ""), metrics[key]];
-    }
-    return null;
-  }
-
   // Seconds elapsed and left, extrapolating the fraction of epochs (and batches) done so far.
   function timing(job, now = Date.now()) {
     if (!job.started_at) return { elapsed: null, eta: null };
@@ -70,5 +62,5 @@ const TF = (() => {
     return el("span", { class: `status status-${status}` }, status);
   }
 
-  return { TERMINAL, api, csrf, el, duration, metric, primary, timing, statusBadge };
+  return { TERMINAL, api, csrf, el, duration, metric, timing, statusBadge };
 })();
