@@ -21,8 +21,12 @@ lint: install
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
+# Test files run in parallel processes (each keeps its module fixtures): most of a test's time is
+# spent waiting on real servers and workers, so more processes than cores pay off.
+TEST_PROCS ?= 4
+
 test: install lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCS) --dist loadfile
 
 # The fuzz test of the suite with many more examples per operation (the suite runs a few, derandomized).
 fuzz: install

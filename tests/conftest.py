@@ -29,6 +29,10 @@ from shared_helpers import alembic_upgrade, free_port, private_redis, wait_for_p
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+# Every test process, and every process a test starts, trains on one torch thread: tests run side
+# by side on few cores, where tiny epochs on more threads only contend (set before torch loads).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the packages are importable without `pip install -e .`
     sys.path.insert(0, str(ROOT))
@@ -109,11 +113,26 @@ def _redis_answers(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory) -> Iterator[str]:
+def redis_databases(request: pytest.FixtureRequest) -> tuple[int, int]:
+    """Return this test process's two Redis database numbers: the shared one and a spare.
+
+    A random start keeps the Celery queues of concurrent test runs on one server apart; parallel
+    test processes of one run (pytest-xdist) share the run's start and take the next pair each.
+    """
+    workerinput = getattr(request.config, "workerinput", None)
+    if workerinput is None:
+        start, index = random.randrange(15), 0
+    else:
+        start = uuid.UUID(hex=workerinput["testrunuid"]).int % 15
+        index = int(workerinput["workerid"].removeprefix("gw"))
+    return 1 + (start + 2 * index) % 15, 1 + (start + 2 * index + 1) % 15
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory, redis_databases: tuple[int, int]) -> Iterator[str]:
     """Yield the URL of a real Redis: the configured one, the local one, or an embedded server."""
     configured = os.environ.get("TRAINFORGE_TEST_REDIS_URL")
-    # A random logical database keeps Celery queues of concurrent test runs on one server apart.
-    db = random.randint(1, 15)
+    db = redis_databases[0]
     if configured:
         yield f"{configured.rstrip('/')}/{db}" if make_url_path_empty(configured) else configured
         return

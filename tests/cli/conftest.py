@@ -9,15 +9,13 @@ import redis
 
 from trainforge.client import TrainforgeClient
 
+
 # A Redis database of our own: jobs submitted here wait in its "jobs" queue, where no other
 # area's worker picks them up, and it is emptied when the session ends.
-CLIENT_REDIS_DB = 13
-
-
 @pytest.fixture(scope="session")
-def redis_url(redis_url: str) -> Iterator[str]:
-    """Use the shared Redis server, on a database number of our own."""
-    url = redis_url.rsplit("/", 1)[0] + f"/{CLIENT_REDIS_DB}"
+def redis_url(redis_url: str, redis_databases: tuple[int, int]) -> Iterator[str]:
+    """Use the shared Redis server, on the spare database number of this test process."""
+    url = redis_url.rsplit("/", 1)[0] + f"/{redis_databases[1]}"
     yield url
     redis.Redis.from_url(url).flushdb()
 
