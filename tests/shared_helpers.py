@@ -8,12 +8,8 @@ package as the module `conftest` and drops the previous one, so in a run of the 
 from __future__ import annotations
 
 import contextlib
-import glob
-import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -118,49 +114,6 @@ def run_in_threads(*calls: Callable[[], object], timeout: float = 60.0) -> list[
     if errors:
         raise errors[0]
     return results
-
-
-class PrivatePostgres:
-    """A PostgreSQL server of one test's own (initdb in a temp folder, a free port) to stop and start.
-
-    As root, the server runs as the `postgres` user, as PostgreSQL requires.
-    """
-
-    def __init__(self) -> None:
-        binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-        initdb = shutil.which("initdb") or (binaries[-1] if binaries else None)
-        if initdb is None:
-            raise FileNotFoundError("no initdb: install PostgreSQL to run this test")
-        self.bin = Path(initdb).parent
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="tf-pg-"))
-        self.data = self.dir / "data"
-        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self._as_postgres:
-            shutil.chown(self.dir, "postgres")
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, tool: str, *args: str) -> None:
-        """Run a PostgreSQL tool (as the postgres user when we are root)."""
-        subprocess.run(
-            [*self._as_postgres, str(self.bin / tool), *args], check=True, capture_output=True, timeout=60
-        )
-
-    def start(self) -> None:
-        """Start the server and wait until it takes connections."""
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
-
-    def stop(self) -> None:
-        """Stop the server at once (open connections are cut)."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-
-    def close(self) -> None:
-        """Stop the server if it runs and remove its folder."""
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class EmbeddedRedis:

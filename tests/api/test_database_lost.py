@@ -9,23 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from shared_helpers import PrivatePostgres
+from private_postgres import Postgres, running_postgres
 
 UNAVAILABLE = "the database is unavailable right now; retry in a few seconds"
 
 
 @pytest.fixture
-def postgres() -> Iterator[PrivatePostgres]:
-    """Yield a started PostgreSQL of this test's own; skip where the server binaries are missing."""
-    try:
-        server = PrivatePostgres()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    try:
-        server.start()
+def postgres() -> Iterator[Postgres]:
+    """Yield a started PostgreSQL of this test's own."""
+    with running_postgres() as server:
         yield server
-    finally:
-        server.close()
 
 
 def test_lost_database_is_503_with_retry_after_then_recovers(postgres, redis_url, tmp_path, monkeypatch):
@@ -60,7 +53,7 @@ def test_lost_database_is_503_with_retry_after_then_recovers(postgres, redis_url
                 ("POST", "/v1/jobs", body),
                 ("GET", "/v1/webhooks", None),
             ]
-            postgres.stop()
+            postgres.stop("immediate")
             for method, path, json in requests:
                 lost = client.request(method, path, json=json, headers=headers)
                 assert (lost.status_code, lost.json(), lost.headers.get("Retry-After")) == (

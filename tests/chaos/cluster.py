@@ -24,13 +24,12 @@ from typing import Any
 
 import httpx
 from integration.workers import WorkerProcess, WorkerSet
+from private_postgres import Postgres
 from shared_helpers import EmbeddedRedis, free_port, wait_for_port
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
 from trainforge.auth import create_token
-
-from .postgres import Postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,8 +48,6 @@ CHAOS_INTERVALS = {
     "TRAINFORGE_WEBHOOK_SWEEP_INTERVAL_S": "0.5",
     "TRAINFORGE_WEBHOOK_CONNECT_TIMEOUT_S": "1",
     "TRAINFORGE_WEBHOOK_TIMEOUT_S": "2",
-    # Declared, so no worker start waits for torch to look for GPUs.
-    "TRAINFORGE_WORKER_DEVICES": "cpu",
 }
 
 
@@ -111,9 +108,8 @@ class Cluster:
             "TRAINFORGE_WEBHOOK_ALLOW": "127.0.0.0/8",
             "TRAINFORGE_TRAINER_MODULES": "tests.",
             "TRAINER_ENGINE_DATA_DIR": str(data_dir),
-            # One intra-op thread: for a model this small a second one only spins, and on a shared
-            # machine that spinning makes an epoch cost ten times the CPU.
-            "OMP_NUM_THREADS": "1",
+            # Declared, so no worker start waits for torch to look for GPUs.
+            "TRAINFORGE_WORKER_DEVICES": "cpu",
             **CHAOS_INTERVALS,
         }
         self.api = ApiProcess(self.env, workdir / "api.log")

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from private_postgres import copy_template, find_bin, make_template
 
 from tests.webhooks.receiver import Receiver
 
 from .cluster import Cluster
-from .postgres import copy_template, find_bin, make_template
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ import threading
 import time
 
 import pytest
-from shared_helpers import PrivatePostgres, alembic_upgrade
+from private_postgres import Postgres, running_postgres
+from shared_helpers import alembic_upgrade
 from sqlalchemy import select
 
 from trainforge.db.models import Job, JobEvent
@@ -27,21 +28,16 @@ TICK = "tests.worker.trainers:TickTrainer"
 @pytest.fixture(scope="module")
 def private_pg():
     """Yield a migrated PostgreSQL server that tests may stop and start."""
-    try:
-        pg = PrivatePostgres()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    try:
-        pg.start()
-        alembic_upgrade(pg.url)
-        yield pg
-    finally:
-        dispose_engines()
-        pg.close()
+    with running_postgres() as pg:
+        try:
+            alembic_upgrade(pg.url)
+            yield pg
+        finally:
+            dispose_engines()
 
 
 @pytest.fixture(scope="module")
-def database_url(private_pg: PrivatePostgres) -> str:
+def database_url(private_pg: Postgres) -> str:
     """Run this module's tests on the private server."""
     return private_pg.url
 
@@ -88,7 +84,7 @@ def test_a_short_outage_loses_no_event_and_training_goes_on(lease_env, make_job,
     spool = RunDir.of(settings.artifacts_dir, job_id).spool(1)
     thread, result = _supervise(job_id)
     _wait(lambda: 2 in _fit_epochs(job_id))
-    private_pg.stop()
+    private_pg.stop("immediate")
     try:
         # Epochs keep ending while the database is away; their events wait in order in the spool.
         _wait(
@@ -116,7 +112,7 @@ def test_an_outage_past_half_the_lease_stops_the_child_and_the_next_attempt_writ
     run = RunDir.of(settings.artifacts_dir, job_id)
     thread, result = _supervise(job_id)
     _wait(lambda: 2 in _fit_epochs(job_id))
-    private_pg.stop()
+    private_pg.stop("immediate")
     try:
         thread.join(20)
         # The child is gone and nothing was recorded: the database never came back for this run.

@@ -1,26 +1,35 @@
-"""A private PostgreSQL server a trial can stop and start: initdb once into a template, copy it per trial.
+"""Private PostgreSQL servers a test can stop and start (import as `from private_postgres import ...`).
+
+`running_postgres()` initdb's a server of a test's own. The chaos trials, which need one each, initdb
+once into a template (`make_template`, migrated by `trainforge migrate`, what the compose `migrate`
+service runs) and copy it per trial (`copy_template`), which is several times faster.
 
 `initdb` and `pg_ctl` come from the system's PostgreSQL (`/usr/lib/postgresql/*/bin`, or the PATH). The
 server refuses to run as root, so when the tests run as root every server command runs as the
-`postgres` user. The template is migrated once (`trainforge migrate`, what the compose `migrate`
-service runs), so a trial's server starts with the schema already in place.
+`postgres` user.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from shared_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-# Durability costs time and proves nothing here: a trial's server is thrown away with its folder.
-FAST_SERVER = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+# Surviving a power cut costs time and proves nothing here: a server is thrown away with its folder.
+# Commits still reach the OS before they return (synchronous_commit stays on), so a server killed
+# as a crash would be (`stop("immediate")`) keeps every committed row, as a real one does.
+FAST_SERVER = ["-c", "fsync=off", "-c", "full_page_writes=off"]
 
 
 def find_bin(name: str) -> str | None:
@@ -96,16 +105,42 @@ class Postgres:
         return (self.datadir / "postmaster.pid").exists()
 
 
-def make_template(base: Path) -> Path:
-    """initdb a data folder under `base`, migrate it to head, stop it; return the folder."""
+def _initdb(datadir: Path) -> Postgres:
+    """initdb a data folder at `datadir` (its parent must exist) and return its server, not started."""
     initdb = find_bin("initdb")
     if initdb is None:
         raise FileNotFoundError("initdb not found (install PostgreSQL's server package)")
-    base.chmod(0o755)  # the server user must reach its folders under ours
-    _give_to_server_user(base)
+    datadir.parent.chmod(0o755)  # the server user must reach its folders under ours
+    _give_to_server_user(datadir.parent)
+    _run([initdb, "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], 120)
+    return Postgres(datadir)
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[Postgres]:
+    """Yield a started, empty server of the caller's own; stop it and remove its folder after.
+
+    Skips the test where PostgreSQL's server programs are not installed.
+    """
+    if find_bin("initdb") is None or find_bin("pg_ctl") is None:
+        pytest.skip("this test needs PostgreSQL's initdb and pg_ctl (the postgresql server package)")
+    base = Path(tempfile.mkdtemp(prefix="tf-pg-"))
+    server: Postgres | None = None
+    try:
+        server = _initdb(base / "data")
+        server.start()
+        yield server
+    finally:
+        if server is not None and server.running():
+            with contextlib.suppress(RuntimeError):
+                server.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def make_template(base: Path) -> Path:
+    """initdb a data folder under `base`, migrate it to head, stop it; return the folder."""
     template = base / "template"
-    _run([initdb, "-D", str(template), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], 120)
-    server = Postgres(template)
+    server = _initdb(template)
     server.start()
     try:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TRAINFORGE_DATABASE_URL": server.url}
