@@ -16,6 +16,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The smallest real classification run: 2 classes of 16x16 images, one batch of 8 per split epoch.
+TINY_CLASSIFY = {
+    "data": "synthetic:classify?classes=2&train=16&val=8&size=16",
+    "imgsz": 16,
+    "batch": 8,
+    "workers": 0,
+    "plots": False,
+}
 
 
 def free_port() -> int:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 import httpx
 import pytest
+from shared_helpers import TINY_CLASSIFY
 
 from .sse import stream_events
 
@@ -17,14 +18,6 @@ pytestmark = pytest.mark.integration
 _classify = pytest.importorskip("trainer_engine.models.classify")
 if not hasattr(_classify, "ClassificationTrainer"):
     pytest.skip("the engine has no ClassificationTrainer yet", allow_module_level=True)
-
-TINY = {
-    "data": "synthetic:classify?classes=2&train=16&val=8&size=16",
-    "imgsz": 16,
-    "batch": 8,
-    "workers": 0,
-    "plots": False,
-}
 
 
 @pytest.fixture
@@ -42,7 +35,7 @@ def api(live_api: str, token: str, workers):
 
 def submit(api: httpx.Client, trainer: str = "classify", **overrides) -> str:
     """POST a job and return its id."""
-    body = {"trainer": trainer, "overrides": {**TINY, **overrides}}
+    body = {"trainer": trainer, "overrides": {**TINY_CLASSIFY, **overrides}}
     if trainer != "classify":
         body["task"] = "classify"
     response = api.post("/v1/jobs", json=body)
@@ -180,7 +173,7 @@ def test_a_job_fine_tunes_from_an_earlier_job_of_its_tenant_and_no_other_may(api
     assert "Transferred" in log and f"job:{first}" not in log
 
     with httpx.Client(base_url=live_api, headers={"Authorization": f"Bearer {make_token()}"}) as other:
-        body = {"trainer": "classify", "overrides": {**TINY, "model": f"job:{first}/best.pt"}}
+        body = {"trainer": "classify", "overrides": {**TINY_CLASSIFY, "model": f"job:{first}/best.pt"}}
         refused = other.post("/v1/jobs", json=body)
         assert refused.status_code == 422, refused.text
         assert refused.json() == {

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from shared_helpers import TINY_CLASSIFY
 from sqlalchemy import select
 
 from trainforge import queue
@@ -16,7 +17,6 @@ pytestmark = pytest.mark.integration
 
 TICK = "tests.worker.trainers:TickTrainer"
 SLOW = "tests.integration.trainers:SlowTrainer"  # the real engine, a little slowed down
-TINY = {"data": "synthetic:classify?classes=2&train=16&val=8&size=16", "imgsz": 16, "batch": 8, "workers": 0}
 
 
 def job_row(job_id: str) -> Job:
@@ -87,7 +87,7 @@ def test_killed_worker_is_taken_over_and_every_epoch_event_is_stored_once(settin
 
 
 def test_the_real_engine_resumes_a_taken_over_job_after_its_checkpoint(settings_env, make_job, workers):
-    take_over(make_job, workers, SLOW, {**TINY, "plots": False}, epochs=4)
+    take_over(make_job, workers, SLOW, TINY_CLASSIFY, epochs=4)
 
 
 def test_a_job_whose_message_was_lost_is_run_once_by_the_periodic_resend(settings_env, make_job, workers):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from shared_helpers import TINY_CLASSIFY
 from sqlalchemy import select
 
 from trainforge.db.models import Job, JobEvent
@@ -13,21 +14,14 @@ from worker.supervisor import Supervisor
 classify = pytest.importorskip("trainer_engine.models.classify")
 
 CLASSIFY = "trainer_engine.models.classify:ClassificationTrainer"
-TINY = {
-    "data": "synthetic:classify?classes=2&train=16&val=8&size=16",
-    "imgsz": 16,
-    "batch": 8,
-    "workers": 0,
-    "plots": False,
-    "epochs": 1,
-}
+TINY_EPOCH = {**TINY_CLASSIFY, "epochs": 1}
 
 
 def test_a_taken_over_job_whose_every_epoch_was_saved_finishes(env, make_job):
-    job_id = make_job(trainer_ref=CLASSIFY, overrides=TINY, status="retrying", attempt=1)
+    job_id = make_job(trainer_ref=CLASSIFY, overrides=TINY_EPOCH, status="retrying", attempt=1)
     run_dir = RunDir.of(env.artifacts_dir, job_id)
     # What the first worker left: every epoch trained and saved, then it died before recording success.
-    classify.ClassificationTrainer(overrides={**TINY, **run_dir.trainer_overrides()}).train()
+    classify.ClassificationTrainer(overrides={**TINY_EPOCH, **run_dir.trainer_overrides()}).train()
     assert run_dir.last.is_file()
     assert Supervisor(job_id).run() == "succeeded"
     with session_scope() as s:

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 import redis
+from shared_helpers import TINY_CLASSIFY
 from sqlalchemy import select
 
 from trainforge.auth import get_or_create_tenant
@@ -29,13 +30,6 @@ from worker.zygote import ZygoteClient
 SLOW = "tests.integration.trainers:SlowTrainer"
 CHATTY = "tests.integration.trainers:ChattyTrainer"
 TICK = "tests.worker.trainers:TickTrainer"
-TINY = {
-    "data": "synthetic:classify?classes=2&train=16&val=8&size=16",
-    "imgsz": 16,
-    "batch": 8,
-    "workers": 0,
-    "plots": False,
-}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +73,7 @@ def job_row(job_id: str) -> Job:
 
 def test_time_limit_stops_a_real_run_at_a_batch_with_last_pt(warm, make_job):
     tenant = limited_tenant(job_time_limit_s=20)
-    job_id = make_job(tenant=tenant, trainer_ref=SLOW, overrides={**TINY, "epochs": 1000})
+    job_id = make_job(tenant=tenant, trainer_ref=SLOW, overrides={**TINY_CLASSIFY, "epochs": 1000})
     started = time.monotonic()
     assert Supervisor(job_id).run() == "failed"
     assert time.monotonic() - started < 60  # the limit, the child's start and a batch, not 1000 epochs
@@ -91,7 +85,9 @@ def test_time_limit_stops_a_real_run_at_a_batch_with_last_pt(warm, make_job):
 
 def test_disk_quota_stops_a_real_run_with_last_pt(warm, make_job):
     tenant = limited_tenant(job_disk_quota_bytes=3 * 1024 * 1024)
-    job_id = make_job(tenant=tenant, trainer_ref=SLOW, overrides={**TINY, "epochs": 1000, "save_period": 1})
+    job_id = make_job(
+        tenant=tenant, trainer_ref=SLOW, overrides={**TINY_CLASSIFY, "epochs": 1000, "save_period": 1}
+    )
     assert Supervisor(job_id).run() == "failed"
     job = job_row(job_id)
     assert (job.status, job.stop_reason) == ("failed", "disk quota")
@@ -104,7 +100,7 @@ def test_disk_quota_stops_a_real_run_with_last_pt(warm, make_job):
 def test_log_cap_cuts_train_log_with_a_marker_and_the_run_goes_on(warm, make_job):
     cap = 16 * 1024
     tenant = limited_tenant(job_log_max_bytes=cap)
-    job_id = make_job(tenant=tenant, trainer_ref=CHATTY, overrides={**TINY, "epochs": 30})
+    job_id = make_job(tenant=tenant, trainer_ref=CHATTY, overrides={**TINY_CLASSIFY, "epochs": 30})
     assert Supervisor(job_id).run() == "succeeded"
     text = RunDir.of(warm.artifacts_dir, job_id).log.read_text()
     assert len(text.encode()) <= cap
