@@ -71,8 +71,8 @@ def start_server(target: str, env: dict[str, str], factory: bool = False) -> tup
     raise TimeoutError(f"{target} did not start")
 
 
-async def _client(port: int, request: bytes, stop_at: float, counts: list[int]) -> None:
-    """Send requests over one keep-alive connection until `stop_at`, counting 200 answers."""
+async def _client(port: int, request: bytes, stop_at: float, counts: list[int], status: bytes) -> None:
+    """Send `request` over one keep-alive connection until `stop_at`, counting `status` answers."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.monotonic() < stop_at:
@@ -82,12 +82,26 @@ async def _client(port: int, request: bytes, stop_at: float, counts: list[int]) 
                 next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(b":")[1]
             )
             await reader.readexactly(length)
-            if head.startswith(b"HTTP/1.1 200"):
-                counts[0] += 1
-            else:
-                counts[1] += 1
+            counts[0 if head.startswith(b"HTTP/1.1 " + status) else 1] += 1
     finally:
         writer.close()
+
+
+def measure_requests(
+    port: int, request: bytes, seconds: float, connections: int, status: bytes = b"200"
+) -> float:
+    """Return `status`-answers per second for `seconds` of `request` over `connections` connections."""
+    counts = [0, 0]
+
+    async def run() -> None:
+        stop_at = time.monotonic() + seconds
+        await asyncio.gather(*(_client(port, request, stop_at, counts, status) for _ in range(connections)))
+
+    start = time.monotonic()
+    asyncio.run(run())
+    if counts[1]:
+        raise RuntimeError(f"{counts[1]} requests did not answer {status.decode()}: {request[:60]!r}")
+    return counts[0] / (time.monotonic() - start)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -112,17 +126,7 @@ def measure(port: int, path: str, token: str, seconds: float, connections: int) 
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
         "Accept: application/json\r\n\r\n"
     ).encode()
-    counts = [0, 0]
-
-    async def run() -> None:
-        stop_at = time.monotonic() + seconds
-        await asyncio.gather(*(_client(port, request, stop_at, counts) for _ in range(connections)))
-
-    start = time.monotonic()
-    asyncio.run(run())
-    if counts[1]:
-        raise RuntimeError(f"{counts[1]} requests to {path} did not answer 200")
-    return counts[0] / (time.monotonic() - start)
+    return measure_requests(port, request, seconds, connections)
 
 
 def prepare_database(url: str) -> tuple[str, str]:

@@ -12,14 +12,12 @@ and their ratio (limited / plain).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -27,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.api_status import start_server  # noqa: E402
+from bench.api_status import measure_requests, start_server  # noqa: E402
 
 BODY = json.dumps(
     {
@@ -37,37 +35,13 @@ BODY = json.dumps(
 ).encode()
 
 
-async def _client(port: int, token: str, stop_at: float, counts: list[int]) -> None:
-    """POST jobs over one keep-alive connection until `stop_at`, counting 202 answers."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+def measure(port: int, token: str, seconds: float, connections: int) -> float:
+    """Return accepted POSTs per second for `seconds` of load."""
     request = (
         f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
     ).encode() + BODY
-    try:
-        while time.monotonic() < stop_at:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
-            await reader.readexactly(int(length.split(b":")[1]))
-            counts[0 if head.startswith(b"HTTP/1.1 202") else 1] += 1
-    finally:
-        writer.close()
-
-
-def measure(port: int, token: str, seconds: float, connections: int) -> float:
-    """Return accepted POSTs per second for `seconds` of load."""
-    counts = [0, 0]
-
-    async def run() -> None:
-        stop_at = time.monotonic() + seconds
-        await asyncio.gather(*(_client(port, token, stop_at, counts) for _ in range(connections)))
-
-    start = time.monotonic()
-    asyncio.run(run())
-    if counts[1]:
-        raise RuntimeError(f"{counts[1]} POSTs were not accepted")
-    return counts[0] / (time.monotonic() - start)
+    return measure_requests(port, request, seconds, connections, status=b"202")
 
 
 def prepare(url: str) -> tuple[str, str]:
