@@ -47,6 +47,15 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 # Aliases at module level: inside the class, `list` names the method, not the type.
 JSON = dict[str, Any]
 JSONList = list[dict[str, Any]]
+# The schemas of the two uploaded resources, by their path segment: one row, one page.
+_UPLOAD_ROWS: dict[str, type[DatasetPublic | ModelPublic]] = {
+    "datasets": DatasetPublic,
+    "models": ModelPublic,
+}
+_UPLOAD_LISTS: dict[str, type[DatasetsPublic | ModelsPublic]] = {
+    "datasets": DatasetsPublic,
+    "models": ModelsPublic,
+}
 Model = TypeVar("Model", bound=BaseModel)
 # The listings that page with a cursor (`data` and `next_cursor`).
 Page = JobsPublic | EventsPublic | DeliveriesPublic
@@ -406,11 +415,11 @@ class TrainforgeClient:
 
     def dataset(self, ref: str) -> JSON:
         """Return one dataset version (id, name for the newest, or name@version) with its report."""
-        return _dump(self._parse(DatasetPublic, "GET", f"/v1/datasets/{_seg(ref)}"))
+        return self._uploaded("datasets", ref)
 
     def delete_dataset(self, ref: str) -> None:
         """Delete one dataset version (id or name@version)."""
-        self._request("DELETE", f"/v1/datasets/{_seg(ref)}")
+        self._delete_uploaded("datasets", ref)
 
     def models(self, name: str | None = None) -> JSONList:
         """Return the tenant's uploaded model versions, newest first."""
@@ -418,18 +427,17 @@ class TrainforgeClient:
 
     def model(self, ref: str) -> JSON:
         """Return one uploaded model version."""
-        return _dump(self._parse(ModelPublic, "GET", f"/v1/models/{_seg(ref)}"))
+        return self._uploaded("models", ref)
 
     def delete_model(self, ref: str) -> None:
         """Delete one model version (id or name@version)."""
-        self._request("DELETE", f"/v1/models/{_seg(ref)}")
+        self._delete_uploaded("models", ref)
 
     def wait_ready(self, kind: str, ref: str, timeout: float | None = 600.0, poll_s: float = 0.5) -> JSON:
         """Poll a dataset or model (`kind` datasets|models) until validation ends; return it."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        read = self.dataset if kind == "datasets" else self.model
         while True:
-            row = read(ref)
+            row = self._uploaded(kind, ref)
             if row.get("status") in ("ready", "invalid"):
                 return row
             if deadline is not None and time.monotonic() > deadline:
@@ -437,9 +445,14 @@ class TrainforgeClient:
             time.sleep(poll_s)
 
     def _uploads(self, kind: str, name: str | None) -> JSONList:
-        model: type[DatasetsPublic | ModelsPublic] = DatasetsPublic if kind == "datasets" else ModelsPublic
-        page = self._parse(model, "GET", f"/v1/{kind}", params={"name": name} if name else None)
+        page = self._parse(_UPLOAD_LISTS[kind], "GET", f"/v1/{kind}", params={"name": name} if name else None)
         return [_dump(item) for item in page.data]
+
+    def _uploaded(self, kind: str, ref: str) -> JSON:
+        return _dump(self._parse(_UPLOAD_ROWS[kind], "GET", f"/v1/{kind}/{_seg(ref)}"))
+
+    def _delete_uploaded(self, kind: str, ref: str) -> None:
+        self._request("DELETE", f"/v1/{kind}/{_seg(ref)}")
 
     def _upload(
         self, kind: str, source: Path, name: str, progress: Callable[[int, int], None] | None, retries: int
