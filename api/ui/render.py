@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from api.ui import format as fmt
 from api.ui.session import CSRF_FIELD
+from trainforge.metrics import PRIMARY_METRICS
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -20,7 +21,9 @@ templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters.update(
     duration=fmt.duration, metric=fmt.metric_value, when=fmt.when, size=fmt.size, overrides=fmt.overrides
 )
-templates.env.globals.update(CSRF_FIELD=CSRF_FIELD, status_class=fmt.status_class)
+templates.env.globals.update(
+    CSRF_FIELD=CSRF_FIELD, status_class=fmt.status_class, PRIMARY_METRICS=",".join(PRIMARY_METRICS)
+)
 
 # No inline scripts or styles anywhere: scripts and styles come from /ui/static only, data comes
 # from the same origin, and no other site may frame the pages.

@@ -10,14 +10,17 @@
   const POLL_MS = 2000;
   const LOG_LINES = 1000;
   const RESUBSCRIBE_MS = 5000;
-  const PRIMARY = ["metrics/mAP50-95(B)", "metrics/accuracy_top1"];
+  // The headline metrics, in the server's order of preference, and the job's best so far: new
+  // epochs are compared against it, so the page agrees with the API's `best`.
+  const PRIMARY = root.dataset.primaryMetrics.split(",");
 
   const job = { id: jobId, status: root.dataset.status, started_at: root.dataset.startedAt || null,
     finished_at: root.dataset.finishedAt || null, epoch: 0, epochs: null, progress: null };
   const progressBox = $('[data-testid="epoch-progress"]');
   job.epoch = Number(progressBox.dataset.epoch) || 0;
   job.epochs = Number(progressBox.dataset.epochs) || null;
-  const best = { name: null, value: null, epoch: null };
+  const best = root.dataset.bestMetric === undefined ? { name: null, value: null, epoch: null }
+    : { name: root.dataset.bestMetric, value: Number(root.dataset.bestValue), epoch: Number(root.dataset.bestEpoch) };
 
   const charts = {};
   for (const box of document.querySelectorAll('[data-testid="metric-chart"]')) {
@@ -80,7 +83,8 @@
     for (const key of PRIMARY) {
       const value = metrics[key];
       if (typeof value !== "number") continue;
-      if (best.value === null || value >= best.value) Object.assign(best, { name: key.replace("metrics/", ""), value, epoch });
+      const name = key.replace("metrics/", "");
+      if (best.name !== name || value >= best.value) Object.assign(best, { name, value, epoch });
       showBest();
       break;
     }
