@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,20 +131,48 @@ def measure(port: int, path: str, token: str, seconds: float, connections: int) 
     return measure_requests(port, request, seconds, connections)
 
 
-def prepare_database(url: str) -> tuple[str, str]:
-    """Migrate the database, create a token and a job with metrics; return (token, job_id)."""
+@contextlib.contextmanager
+def bench_database(url: str | None, tmp: Path) -> Iterator[str]:
+    """Yield the URL of a migrated database of the benchmark's own; drop it after (PostgreSQL).
+
+    `url` None is a SQLite file in `tmp`; a PostgreSQL URL names the server, where a fresh database
+    is created for the run.
+    """
     from alembic import command
     from alembic.config import Config
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
 
+    from trainforge.db.session import dispose_engines
+
+    url = url or f"sqlite:///{tmp / 'bench.db'}"
+    pg_admin, pg_name = None, f"tf_bench_{uuid.uuid4().hex[:8]}"
+    if url.startswith("postgresql"):
+        pg_admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with pg_admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{pg_name}"'))
+        url = make_url(url).set(database=pg_name).render_as_string(hide_password=False)
+    try:
+        cfg = Config(str(ROOT / "alembic.ini"))
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        cfg.attributes["configure_logger"] = False
+        command.upgrade(cfg, "head")
+        yield url
+    finally:
+        dispose_engines()
+        if pg_admin is not None:
+            with pg_admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+            pg_admin.dispose()
+
+
+def prepare_database(url: str) -> tuple[str, str]:
+    """Create a token and a job with metrics in the (migrated) database; return (token, job_id)."""
     from trainforge.auth import create_token
     from trainforge.db.models import Job
     from trainforge.db.session import session_scope
     from trainforge.db.types import utcnow
 
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, "head")
     with session_scope(url) as s:
         token = create_token(s, "bench")
         from trainforge.auth import resolve_token
@@ -176,17 +206,12 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="trainforge-bench-"))
-    pg_admin, pg_name = None, None
-    url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
-    if url.startswith("postgresql"):
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.engine import make_url
+    with bench_database(args.database_url, tmp) as url:
+        return run(args, url, tmp)
 
-        pg_name = f"tf_bench_{uuid.uuid4().hex[:8]}"
-        pg_admin = create_engine(url, isolation_level="AUTOCOMMIT")
-        with pg_admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{pg_name}"'))
-        url = make_url(url).set(database=pg_name).render_as_string(hide_password=False)
+
+def run(args: argparse.Namespace, url: str, tmp: Path) -> int:
+    """Measure the API and the bare app on the database at `url`; print the figures."""
     env = {
         "TRAINFORGE_DATABASE_URL": url,
         "TRAINFORGE_ARTIFACTS_DIR": str(tmp / "artifacts"),
@@ -238,14 +263,6 @@ def main() -> int:
         for proc in procs:
             proc.terminate()
             proc.wait(10)
-        if pg_admin is not None:
-            from sqlalchemy import text
-
-            from trainforge.db.session import dispose_engines
-
-            dispose_engines()
-            with pg_admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

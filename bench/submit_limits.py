@@ -18,14 +18,13 @@ import random
 import statistics
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.api_status import measure_requests, start_server  # noqa: E402
+from bench.api_status import bench_database, measure_requests, start_server  # noqa: E402
 
 BODY = json.dumps(
     {
@@ -45,18 +44,11 @@ def measure(port: int, token: str, seconds: float, connections: int) -> float:
 
 
 def prepare(url: str) -> tuple[str, str]:
-    """Migrate, create the two tenants' tokens and the limited tenant's row; return (plain, limited)."""
-    from alembic import command
-    from alembic.config import Config
-
+    """Create the two tenants' tokens and the limited tenant's row; return (plain, limited)."""
     from trainforge.auth import create_token, get_or_create_tenant
     from trainforge.db.session import session_scope
     from trainforge.tenant_limits import set_limits
 
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, "head")
     with session_scope(url) as s:
         plain = create_token(s, "plain")
         limited = create_token(s, "limited")
@@ -78,17 +70,12 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="trainforge-bench-"))
-    url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
-    pg_admin, pg_name = None, None
-    if url.startswith("postgresql"):
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.engine import make_url
+    with bench_database(args.database_url, tmp) as url:
+        return run(args, url, tmp)
 
-        pg_name = f"tf_bench_{uuid.uuid4().hex[:8]}"
-        pg_admin = create_engine(url, isolation_level="AUTOCOMMIT")
-        with pg_admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{pg_name}"'))
-        url = make_url(url).set(database=pg_name).render_as_string(hide_password=False)
+
+def run(args: argparse.Namespace, url: str, tmp: Path) -> int:
+    """Measure the two tenants' submit rates on the database at `url`; print the figures."""
     # A Redis database of its own: the run_job messages of the submitted jobs are dropped at the end.
     redis_base = urlsplit(os.environ.get("TRAINFORGE_REDIS_URL", "redis://127.0.0.1:6379"))
     redis_url = urlunsplit(redis_base._replace(path=f"/{random.randint(1, 15)}"))
@@ -120,14 +107,6 @@ def main() -> int:
         import redis
 
         redis.Redis.from_url(redis_url).flushdb()
-        if pg_admin is not None:
-            from sqlalchemy import text
-
-            from trainforge.db.session import dispose_engines
-
-            dispose_engines()
-            with pg_admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
     return 0
 
 
