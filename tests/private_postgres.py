@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from shared_helpers import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 # Surviving a power cut costs time and proves nothing here: a server is thrown away with its folder.
 # Commits still reach the OS before they return (synchronous_commit stays on), so a server killed
 # as a crash would be (`stop("immediate")`) keeps every committed row, as a real one does.
