@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from trainforge.db.models import Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from trainforge.db.session import after_commit, session_scope
-from trainforge.db.types import new_id, utcnow
+from trainforge.db.types import db_now, new_id, read_db_now, utcnow
 from trainforge.queue import get_producer
 from trainforge.settings import Settings, get_settings
 from trainforge.slots import Pool
@@ -142,13 +142,13 @@ def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Cl
 
     Never commits: the caller's boundary does, before the HTTP attempt starts.
     """
-    now = utcnow()
-    # One read for the delivery and its endpoint (current secrets), one write to claim it: every
-    # statement here runs once per delivery, so they are kept few and built once (see below).
+    # One read for the delivery, its endpoint (current secrets) and the database's clock (what every
+    # due time is set and compared on, so no host's clock can delay or rush one), one write to claim
+    # it: every statement here runs once per delivery, so they are kept few and built once (below).
     found = session.execute(_CLAIM_READ, {"d_id": delivery_id}).first()
     if found is None:
         return "missing"
-    row, endpoint = found
+    row, endpoint, now = found
     pools = fairness.pools_for(row.tenant_id, row.endpoint_id, row.url, settings)
     if row.status != "pending" or row.next_attempt_at is None or row.next_attempt_at > now:
         # Perhaps a wake-up for a delivery another message already took: its slot goes to the next.
@@ -179,7 +179,7 @@ def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Cl
 
 # Built once: constructing these expressions cost more CPU per delivery than running them.
 _CLAIM_READ = (
-    select(WebhookDelivery, WebhookEndpoint)
+    select(WebhookDelivery, WebhookEndpoint, db_now())
     .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
     .where(WebhookDelivery.id == bindparam("d_id"))
 )
@@ -248,7 +248,7 @@ def _request(row: WebhookDelivery, endpoint: WebhookEndpoint | None, now: dateti
 
 def record(session: Session, claim: Claim, result: http.AttemptResult, settings: Settings) -> str:
     """Record an attempt and move its delivery on: done, failed, or due again at the next retry."""
-    now = utcnow()
+    now = utcnow()  # for the attempt row's times only; a retry's due time is on the database's clock
     attempt_row = {
         "id": new_id(),
         "delivery_id": claim.delivery_id,
@@ -267,6 +267,7 @@ def record(session: Session, claim: Claim, result: http.AttemptResult, settings:
     row = session.get(WebhookDelivery, claim.delivery_id)
     assert row is not None
     endpoint = session.get(WebhookEndpoint, row.endpoint_id) if row.endpoint_id else None
+    now = read_db_now(session)
     if result.outcome is http.AttemptOutcome.DISABLE:
         _stop_receiver(session, row, endpoint, "the receiver answered 410 Gone")
         return _finish(session, claim, "failed", result.status_code, result.error)
@@ -279,7 +280,7 @@ def record(session: Session, claim: Claim, result: http.AttemptResult, settings:
     when = schedule.next_attempt_at(claim.attempt, now, settings.webhook_retry_schedule_s, retry_after)
     if when is None:
         return _finish(session, claim, "failed", result.status_code, result.error)
-    _finish(session, claim, "pending", result.status_code, result.error, next_attempt_at=when)
+    _finish(session, claim, "pending", result.status_code, result.error, next_attempt_at=when, now=now)
     delay = (when - now).total_seconds()
     if delay < SHORT_RETRY_S:
         after_commit(session, lambda: send_delivery(claim.delivery_id, countdown=delay))
@@ -293,9 +294,13 @@ def _finish(
     status_code: int | None,
     error: str | None,
     next_attempt_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> str:
-    """Set the delivery's outcome, guarded by the claim so a stale worker cannot overwrite a newer one."""
-    now = utcnow()
+    """Set the delivery's outcome, guarded by the claim so a stale worker cannot overwrite a newer one.
+
+    `now` is the database's time that `next_attempt_at` was computed from.
+    """
+    now = now or utcnow()
     locked_until = None
     if next_attempt_at is not None and (next_attempt_at - now).total_seconds() < SHORT_RETRY_S:
         # A short retry is sent right away with a countdown, so the sweep leaves it alone until then.
@@ -363,15 +368,14 @@ def sweep(db_url: str | None = None, limit: int = SWEEP_BATCH) -> int:
     limit -= queued_messages() or 0
     if limit <= 0:
         return 0
-    now = utcnow()
     with session_scope(db_url) as session:
         ids = list(
             session.scalars(
                 select(WebhookDelivery.id)
                 .where(
                     WebhookDelivery.status == "pending",
-                    WebhookDelivery.next_attempt_at <= now,
-                    or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
+                    WebhookDelivery.next_attempt_at <= db_now(),
+                    or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < db_now()),
                 )
                 .order_by(WebhookDelivery.next_attempt_at)
                 .limit(limit)
@@ -382,7 +386,7 @@ def sweep(db_url: str | None = None, limit: int = SWEEP_BATCH) -> int:
         session.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id.in_(ids))
-            .values(locked_until=now + timedelta(seconds=dispatch_lease_s()))
+            .values(locked_until=db_now(dispatch_lease_s()))
             .execution_options(synchronize_session=False)
         )
         for delivery_id in ids:

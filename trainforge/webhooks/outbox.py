@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainforge.db.models import Job, JobEvent, WebhookDelivery, WebhookEndpoint
-from trainforge.db.types import new_id, utcnow
+from trainforge.db.types import new_id, read_db_now
 from trainforge.queue import send_after_commit
 from trainforge.settings import get_settings
 from trainforge.vocab import DELIVER_WEBHOOK
@@ -48,7 +48,9 @@ def enqueue_for_event(
     """Insert a delivery for each matching inline webhook and tenant endpoint; send them after commit."""
     if job is None:
         return []
-    now = utcnow()
+    # The database's clock, as every due comparison uses: a host whose clock is off must not
+    # delay or rush its deliveries.
+    now = read_db_now(session)
     lease_until = now + timedelta(seconds=dispatch_lease_s())
     body = build_payload(event, payload)
     rows = [
