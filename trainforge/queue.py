@@ -18,6 +18,7 @@ from trainforge.settings import get_settings
 from trainforge.vocab import (
     DEFAULT_QUEUE,
     DELIVER_WEBHOOK,
+    DELIVER_WEBHOOKS,
     JOBS_QUEUE,
     REAP_JOBS,
     RUN_JOB,
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_QUEUE",
     "DELIVER_WEBHOOK",
+    "DELIVER_WEBHOOKS",
     "JOBS_QUEUE",
     "REAP_JOBS",
     "RUN_JOB",
@@ -49,6 +51,7 @@ __all__ = [
 TASK_QUEUES = {
     RUN_JOB: JOBS_QUEUE,
     DELIVER_WEBHOOK: WEBHOOKS_QUEUE,
+    DELIVER_WEBHOOKS: WEBHOOKS_QUEUE,
     SWEEP_WEBHOOKS: WEBHOOKS_QUEUE,
     VALIDATE_DATASET: DEFAULT_QUEUE,
     VALIDATE_MODEL: DEFAULT_QUEUE,

@@ -29,8 +29,9 @@ from trainforge.pubsub import get_redis
 log = logging.getLogger(__name__)
 PREFIX = "trainforge:slots:"
 
-# KEYS: the pools; ARGV: member, lease ms, waiter ("" for none), then each pool's cap. Returns 0 when
-# taken, else the 1-based index of the first full pool (whose waiting list then ends with the waiter).
+# KEYS: the pools; ARGV: member, lease ms, waiter ("" for none), "1" to queue the waiter in a full pool,
+# then each pool's cap. Returns 0 when taken, else the 1-based index of the first full pool (whose
+# waiting list then ends with the waiter, if queued).
 # A member already in a pool renews its lease there.
 _TAKE = """
 local t = redis.call('TIME')
@@ -39,8 +40,8 @@ local lease = tonumber(ARGV[2])
 for i, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   if ARGV[3] ~= '' then redis.call('ZREM', key, 'reserved:' .. ARGV[3]) end
-  if not redis.call('ZSCORE', key, ARGV[1]) and redis.call('ZCARD', key) >= tonumber(ARGV[i + 3]) then
-    if ARGV[3] ~= '' then
+  if not redis.call('ZSCORE', key, ARGV[1]) and redis.call('ZCARD', key) >= tonumber(ARGV[i + 4]) then
+    if ARGV[3] ~= '' and ARGV[4] == '1' then
       redis.call('RPUSH', key .. ':waiting', ARGV[3])
       redis.call('PEXPIRE', key .. ':waiting', lease * 4)
     end
@@ -110,15 +111,17 @@ class Slots:
         """Return the Redis client (the process's shared one unless given)."""
         return self._client or get_redis()
 
-    def take(self, pools: Sequence[Pool], member: str, lease_s: float, waiter: str = "") -> Pool | None:
+    def take(
+        self, pools: Sequence[Pool], member: str, lease_s: float, waiter: str = "", queue: bool = True
+    ) -> Pool | None:
         """Take a slot in every pool for `member` for `lease_s`; return None, or the first full pool.
 
-        With `waiter`, a slot reserved for it is used, and a full pool keeps it in its waiting list
-        to be handed a slot by a `give_back`.
+        With `waiter`, a slot reserved for it is used, and (with `queue`) a full pool keeps it in
+        its waiting list to be handed a slot by a `give_back`.
         """
         keys = [p.key for p in pools]
         caps = [p.cap for p in pools]
-        args = (member, _ms(lease_s), waiter, *caps)
+        args = (member, _ms(lease_s), waiter, "1" if queue else "0", *caps)
         full = int(self.client.eval(_TAKE, len(keys), *keys, *args))  # type: ignore[arg-type]
         return pools[full - 1] if full else None
 

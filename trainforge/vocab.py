@@ -51,6 +51,8 @@ SERVICE_QUEUES: frozenset[str] = frozenset({WEBHOOKS_QUEUE, DEFAULT_QUEUE})
 RUN_JOB = "trainforge.run_job"
 REAP_JOBS = "trainforge.reap_jobs"
 DELIVER_WEBHOOK = "trainforge.deliver_webhook"
+# An event's deliveries, claimed, sent and recorded together by one task.
+DELIVER_WEBHOOKS = "trainforge.deliver_webhooks"
 SWEEP_WEBHOOKS = "trainforge.sweep_webhooks"
 # Validation of an upload runs on the service queue, never in the API process.
 VALIDATE_DATASET = "trainforge.validate_dataset"

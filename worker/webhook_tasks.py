@@ -29,6 +29,12 @@ def deliver_webhook(delivery_id: str) -> str:
     return dispatch.deliver(delivery_id)
 
 
+@app.task(name=queue.DELIVER_WEBHOOKS, ignore_result=True)
+def deliver_webhooks(delivery_ids: list[str]) -> list[str]:
+    """Attempt an event's deliveries together: one claim transaction, the POSTs at once, one record."""
+    return dispatch.deliver_many(delivery_ids)
+
+
 @app.task(name=queue.SWEEP_WEBHOOKS, ignore_result=True)
 def sweep_webhooks() -> int:
     """Re-send every due delivery whose message may be lost; return how many were sent."""

@@ -164,11 +164,6 @@ def test_worker_sigstop_past_the_lease_then_sigcont(takeover_cluster: Cluster, r
 # --- a worker clock 5 minutes off ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the outbox schedules a delivery on the emitting host's clock (next_attempt_at = its "
-    "now), so the webhooks of a worker 5 minutes ahead wait 5 minutes; the lease parts pass",
-)
 def test_worker_clocks_five_minutes_off(cluster_factory: Cluster, receiver: Receiver) -> None:
     assert CLOCK_OFFSET_FIELD in Settings.model_fields, f"no {CLOCK_OFFSET_ENV} settings hook"
     # One jobs worker 5 minutes behind, the other 5 minutes ahead; the API and the reaper are right.

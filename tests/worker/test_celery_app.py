@@ -14,7 +14,13 @@ def test_importing_the_app_registers_every_task_and_loads_no_torch():
         "print(sorted(t for t in app.tasks if t.startswith('trainforge.'))); print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    names = [queue.RUN_JOB, queue.REAP_JOBS, queue.DELIVER_WEBHOOK, queue.SWEEP_WEBHOOKS]
+    names = [
+        queue.RUN_JOB,
+        queue.REAP_JOBS,
+        queue.DELIVER_WEBHOOK,
+        queue.DELIVER_WEBHOOKS,
+        queue.SWEEP_WEBHOOKS,
+    ]
     expected = sorted([*names, queue.VALIDATE_DATASET, queue.VALIDATE_MODEL])
     assert out.splitlines() == [str(expected), "False"]
 

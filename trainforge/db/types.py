@@ -11,9 +11,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Float, literal
+from sqlalchemy import DateTime, Float, literal, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
@@ -73,6 +74,13 @@ class db_now(FunctionElement[datetime]):
 
     def __init__(self, offset_s: float = 0.0) -> None:
         super().__init__(literal(float(offset_s), Float()))
+
+
+def read_db_now(session: Session) -> datetime:
+    """Return the database server's current time (one round trip), for values computed in Python."""
+    now = session.scalar(select(db_now()))
+    assert isinstance(now, datetime)
+    return now
 
 
 @compiles(db_now)

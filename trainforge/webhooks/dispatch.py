@@ -22,6 +22,7 @@ import functools
 import json
 import logging
 import time
+from concurrent import futures
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from trainforge.db.models import Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from trainforge.db.session import after_commit, session_scope
-from trainforge.db.types import new_id, utcnow
+from trainforge.db.types import db_now, new_id, read_db_now, utcnow
 from trainforge.queue import get_producer
 from trainforge.settings import Settings, get_settings
 from trainforge.slots import Pool
@@ -51,10 +52,16 @@ SHORT_RETRY_S = 60.0
 SWEEP_BATCH = 500
 # A task whose attempt frees a slot delivers the waiting delivery it is reserved for itself, rather
 # than sending it a message: a broker round trip and a second worker per hand-off made one tenant's
-# burst wait on hand-offs, not on its receiver. The chain stops after this many hand-offs or seconds,
+# burst wait on hand-offs, not on its receiver. The chain stops after this many rounds of hand-offs
+# (each round: what the freed slots allow) or seconds,
 # so a tenant's backlog returns the process to the queue now and then; it never holds more slots.
 HANDOFFS_PER_TASK = 16
 HANDOFF_BUDGET_S = 10.0
+# A batch's attempts run at once in threads (the wait on each receiver overlaps; the CPU does not),
+# and what answered within the straggler wait is recorded together: one slow receiver of a batch
+# must not hold its other receivers' slots until it answers.
+ATTEMPT_THREADS = 16
+STRAGGLER_WAIT_S = 0.25
 
 
 Request = tuple[str, bytes, str, list[str]]  # url, body, webhook-id, secrets
@@ -79,51 +86,110 @@ class Claim:
 
 
 def deliver(delivery_id: str, resolver: Resolver = system_resolver, db_url: str | None = None) -> str:
-    """Claim, attempt and record one delivery; return what happened ("sent", "retry", "busy", ...).
+    """Claim, attempt and record one delivery; return what happened ("sent", "retry", "busy", ...)."""
+    return deliver_many([delivery_id], resolver, db_url)[0]
 
-    The slot it frees goes on, in this task, to the delivery waiting for it (see HANDOFFS_PER_TASK).
+
+def deliver_many(
+    delivery_ids: list[str], resolver: Resolver = system_resolver, db_url: str | None = None
+) -> list[str]:
+    """Claim, attempt and record several deliveries (an event's fan-out); return each one's outcome.
+
+    Each round claims in one transaction what the slots allow, attempts those at once and records
+    them together: per delivery, a broker message and two commits were most of its cost. What found
+    its tenant's slots full is tried again in the next round, once this task has freed its own; the
+    slots freed go first to the deliveries waiting for them (see HANDOFFS_PER_TASK), also in this task.
     """
-    outcome, woken = _deliver_once(delivery_id, resolver, db_url)
+    outcomes: dict[str, str] = {}
+    own, woken = list(dict.fromkeys(delivery_ids)), list[str]()
     started = time.monotonic()
-    for _ in range(HANDOFFS_PER_TASK):
-        if not woken or time.monotonic() - started > HANDOFF_BUDGET_S:
+    for _ in range(1 + HANDOFFS_PER_TASK):  # the task's own deliveries, then the hand-offs
+        done, woken, own = _deliver_round(woken, own, resolver, db_url)
+        outcomes = done | outcomes  # a delivery's first outcome is its own; a later wake-up is a no-op
+        if not (own or woken) or not done or time.monotonic() - started > HANDOFF_BUDGET_S:
             break
-        # One slot per pool freed: the first waiter is delivered here, any other is sent its message.
-        next_id, *others = woken
-        for waiting_id in others:
-            send_delivery(waiting_id)
-        _, woken = _deliver_once(next_id, resolver, db_url)
+    if own:  # what no slot of this task's came to: it queues for one, as a single delivery does
+        done, woken, _ = _deliver_round(woken, own, resolver, db_url, park=True)
+        outcomes = done | outcomes  # a delivery's first outcome is its own; a later wake-up is a no-op
     for waiting_id in woken:
         send_delivery(waiting_id)
-    return outcome
+    return [outcomes.get(d, "busy") for d in delivery_ids]
 
 
-def _deliver_once(delivery_id: str, resolver: Resolver, db_url: str | None) -> tuple[str, list[str]]:
-    """Claim, attempt and record one delivery; return the outcome and the waiters its slots went to."""
+def _deliver_round(
+    woken: list[str], own: list[str], resolver: Resolver, db_url: str | None, park: bool = False
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """Claim what the slots allow, attempt and record it; return outcomes, waiters woken, and the
+    task's own deliveries left for a later round (their tenant or receiver had no free slot).
+
+    With `park`, the task's own deliveries that find no slot queue for one instead.
+    """
     settings = get_settings()
-    with session_scope(db_url) as session:  # commits the claim before the HTTP call
-        claim = claim_delivery(session, delivery_id, settings)
-    if isinstance(claim, str):
-        return claim, []
+    claims: list[Claim | str] = []
+    left: list[str] = []
     try:
-        outcome = _attempt_and_record(claim, settings, resolver, db_url)
+        with session_scope(db_url) as session:  # commits the claims before the HTTP calls
+            # Woken deliveries hold a reserved slot (and queue again if it was lost); the task's
+            # own only take free slots, and stop at the first tenant refusal (they share the tenant).
+            claims += [claim_delivery(session, d, settings) for d in woken]
+            for i, delivery_id in enumerate(own):
+                claim = claim_delivery(session, delivery_id, settings, park=park)
+                if claim == "tenant-full":
+                    left += own[i:]
+                    break
+                if claim == "receiver-full":
+                    left.append(delivery_id)
+                    continue
+                claims.append(claim)
     except BaseException:
+        _give_back_all([c for c in claims if isinstance(c, Claim)])
+        raise
+    ids = [*woken, *(d for d in own if d not in left)]
+    taken = [c for c in claims if isinstance(c, Claim)]
+    recorded: dict[str, str] = {}
+    freed: list[str] = []
+    pending = {_attempts().submit(_attempt, c, settings, resolver): c for c in taken}
+    try:
+        while pending:
+            # Everything that answered within the straggler wait is recorded in one transaction; a
+            # slow receiver holds only its own slot and recording, not its batch's.
+            done, _ = futures.wait(pending, timeout=STRAGGLER_WAIT_S)
+            finished = [(pending.pop(f), f.result()) for f in done]
+            with session_scope(db_url) as session:
+                for claim, result in finished:
+                    recorded[claim.delivery_id] = _record_result(session, claim, result, settings)
+            # The slots go back after the attempts are recorded, each reserved for a delivery waiting.
+            for claim, _ in finished:
+                freed += fairness.give_back(list(claim.slots), claim.holder)
+    except BaseException:
+        _give_back_all([c for c in taken if c.delivery_id not in recorded])
+        raise
+    outcomes = {
+        d: c if isinstance(c, str) else recorded[c.delivery_id] for d, c in zip(ids, claims, strict=True)
+    }
+    return outcomes, freed, left
+
+
+@functools.lru_cache(maxsize=1)
+def _attempts() -> futures.ThreadPoolExecutor:
+    """Return this process's threads for HTTP attempts (made on first use, so after the pool's fork)."""
+    return futures.ThreadPoolExecutor(max_workers=ATTEMPT_THREADS, thread_name_prefix="webhook-attempt")
+
+
+def _give_back_all(claims: list[Claim]) -> None:
+    """Free the slots of claims whose attempts did not finish, and wake whoever waits for them."""
+    for claim in claims:
         for waiting_id in fairness.give_back(list(claim.slots), claim.holder):
             send_delivery(waiting_id)
-        raise
-    # The slots go back after the attempt is recorded, each reserved for a delivery waiting for it.
-    return outcome, fairness.give_back(list(claim.slots), claim.holder)
 
 
-def _attempt_and_record(claim: Claim, settings: Settings, resolver: Resolver, db_url: str | None) -> str:
-    """Send a claimed delivery (or fail a refused one) and record the attempt."""
+def _attempt(claim: Claim, settings: Settings, resolver: Resolver) -> http.AttemptResult | None:
+    """Send a claimed delivery; None for one that cannot be sent (its refusal is recorded instead)."""
     if claim.request is None:
-        with session_scope(db_url) as session:
-            _finish(session, claim, "failed", None, claim.refusal)
-        return "failed"
+        return None
     url, body, msg_id, secrets = claim.request
     # No DB connection is held during the HTTP call: a slow receiver must not pin a pool slot.
-    result = http.attempt(
+    return http.attempt(
         url,
         body,
         signing.build_headers(secrets, msg_id, body),
@@ -133,22 +199,32 @@ def _attempt_and_record(claim: Claim, settings: Settings, resolver: Resolver, db
         total_timeout_s=settings.webhook_timeout_s,
         max_response_bytes=settings.webhook_max_response_bytes,
     )
-    with session_scope(db_url) as session:
-        return record(session, claim, result, settings)
 
 
-def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Claim | str:
+def _record_result(
+    session: Session, claim: Claim, result: http.AttemptResult | None, settings: Settings
+) -> str:
+    """Record an attempt's result, or fail a delivery that could not be sent."""
+    if result is None:
+        return _finish(session, claim, "failed", None, claim.refusal)
+    return record(session, claim, result, settings)
+
+
+def claim_delivery(session: Session, delivery_id: str, settings: Settings, park: bool = True) -> Claim | str:
     """Take a slot and a due delivery (one guarded UPDATE); return the Claim or why it was not taken.
+
+    A delivery whose receiver or tenant has no free slot waits for one ("busy"); without `park` it
+    is left as it was ("tenant-full" or "receiver-full"), for its caller to try again.
 
     Never commits: the caller's boundary does, before the HTTP attempt starts.
     """
-    now = utcnow()
-    # One read for the delivery and its endpoint (current secrets), one write to claim it: every
-    # statement here runs once per delivery, so they are kept few and built once (see below).
+    # One read for the delivery, its endpoint (current secrets) and the database's clock (what every
+    # due time is set and compared on, so no host's clock can delay or rush one), one write to claim
+    # it: every statement here runs once per delivery, so they are kept few and built once (below).
     found = session.execute(_CLAIM_READ, {"d_id": delivery_id}).first()
     if found is None:
         return "missing"
-    row, endpoint = found
+    row, endpoint, now = found
     pools = fairness.pools_for(row.tenant_id, row.endpoint_id, row.url, settings)
     if row.status != "pending" or row.next_attempt_at is None or row.next_attempt_at > now:
         # Perhaps a wake-up for a delivery another message already took: its slot goes to the next.
@@ -157,7 +233,10 @@ def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Cl
         return "not-due"
     claim_s = settings.webhook_timeout_s + CLAIM_MARGIN_S
     holder = fairness.new_holder(delivery_id)
-    if fairness.take(pools, holder, claim_s, waiter=delivery_id) is not None:
+    full = fairness.take(pools, holder, claim_s, waiter=delivery_id, queue=park)
+    if full is not None and not park:
+        return "tenant-full" if full == pools[-1] else "receiver-full"
+    if full is not None:
         # Waiting in the full pool's list now: the sweep leaves it to the wake-up, unless every
         # holder died (their leases end within a claim) and nobody is left to wake it.
         locked = now + timedelta(seconds=claim_s + dispatch_lease_s())
@@ -179,7 +258,7 @@ def claim_delivery(session: Session, delivery_id: str, settings: Settings) -> Cl
 
 # Built once: constructing these expressions cost more CPU per delivery than running them.
 _CLAIM_READ = (
-    select(WebhookDelivery, WebhookEndpoint)
+    select(WebhookDelivery, WebhookEndpoint, db_now())
     .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
     .where(WebhookDelivery.id == bindparam("d_id"))
 )
@@ -248,7 +327,7 @@ def _request(row: WebhookDelivery, endpoint: WebhookEndpoint | None, now: dateti
 
 def record(session: Session, claim: Claim, result: http.AttemptResult, settings: Settings) -> str:
     """Record an attempt and move its delivery on: done, failed, or due again at the next retry."""
-    now = utcnow()
+    now = utcnow()  # for the attempt row's times only; a retry's due time is on the database's clock
     attempt_row = {
         "id": new_id(),
         "delivery_id": claim.delivery_id,
@@ -267,6 +346,7 @@ def record(session: Session, claim: Claim, result: http.AttemptResult, settings:
     row = session.get(WebhookDelivery, claim.delivery_id)
     assert row is not None
     endpoint = session.get(WebhookEndpoint, row.endpoint_id) if row.endpoint_id else None
+    now = read_db_now(session)
     if result.outcome is http.AttemptOutcome.DISABLE:
         _stop_receiver(session, row, endpoint, "the receiver answered 410 Gone")
         return _finish(session, claim, "failed", result.status_code, result.error)
@@ -279,7 +359,7 @@ def record(session: Session, claim: Claim, result: http.AttemptResult, settings:
     when = schedule.next_attempt_at(claim.attempt, now, settings.webhook_retry_schedule_s, retry_after)
     if when is None:
         return _finish(session, claim, "failed", result.status_code, result.error)
-    _finish(session, claim, "pending", result.status_code, result.error, next_attempt_at=when)
+    _finish(session, claim, "pending", result.status_code, result.error, next_attempt_at=when, now=now)
     delay = (when - now).total_seconds()
     if delay < SHORT_RETRY_S:
         after_commit(session, lambda: send_delivery(claim.delivery_id, countdown=delay))
@@ -293,9 +373,13 @@ def _finish(
     status_code: int | None,
     error: str | None,
     next_attempt_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> str:
-    """Set the delivery's outcome, guarded by the claim so a stale worker cannot overwrite a newer one."""
-    now = utcnow()
+    """Set the delivery's outcome, guarded by the claim so a stale worker cannot overwrite a newer one.
+
+    `now` is the database's time that `next_attempt_at` was computed from.
+    """
+    now = now or utcnow()
     locked_until = None
     if next_attempt_at is not None and (next_attempt_at - now).total_seconds() < SHORT_RETRY_S:
         # A short retry is sent right away with a countdown, so the sweep leaves it alone until then.
@@ -363,15 +447,14 @@ def sweep(db_url: str | None = None, limit: int = SWEEP_BATCH) -> int:
     limit -= queued_messages() or 0
     if limit <= 0:
         return 0
-    now = utcnow()
     with session_scope(db_url) as session:
         ids = list(
             session.scalars(
                 select(WebhookDelivery.id)
                 .where(
                     WebhookDelivery.status == "pending",
-                    WebhookDelivery.next_attempt_at <= now,
-                    or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
+                    WebhookDelivery.next_attempt_at <= db_now(),
+                    or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < db_now()),
                 )
                 .order_by(WebhookDelivery.next_attempt_at)
                 .limit(limit)
@@ -382,7 +465,7 @@ def sweep(db_url: str | None = None, limit: int = SWEEP_BATCH) -> int:
         session.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id.in_(ids))
-            .values(locked_until=now + timedelta(seconds=dispatch_lease_s()))
+            .values(locked_until=db_now(dispatch_lease_s()))
             .execution_options(synchronize_session=False)
         )
         for delivery_id in ids:

@@ -48,14 +48,15 @@ def new_holder(delivery_id: str) -> str:
     return f"{delivery_id}:{uuid.uuid4().hex[:8]}"
 
 
-def take(pools: list[Pool], holder: str, lease_s: float, waiter: str = "") -> Pool | None:
-    """Take a slot in every pool; return the full pool that refused (`waiter` now waits there), or None.
+def take(pools: list[Pool], holder: str, lease_s: float, waiter: str = "", queue: bool = True) -> Pool | None:
+    """Take a slot in every pool; return the full pool that refused (`waiter` now waits there unless
+    not `queue`), or None.
 
     Without Redis the attempt goes ahead: Redis is also the broker, so deliveries already in hand
     are few, and holding them back would lose nothing but time.
     """
     try:
-        return _slots.take(pools, holder, lease_s, waiter)
+        return _slots.take(pools, holder, lease_s, waiter, queue)
     except (redis.RedisError, OSError) as exc:
         log.warning("delivery slots unavailable (%s); attempting without the fairness caps", exc)
         return None

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainforge.db.models import Job, JobEvent, WebhookDelivery, WebhookEndpoint
-from trainforge.db.types import new_id, utcnow
+from trainforge.db.types import new_id, read_db_now
 from trainforge.queue import send_after_commit
 from trainforge.settings import get_settings
-from trainforge.vocab import DELIVER_WEBHOOK
+from trainforge.vocab import DELIVER_WEBHOOKS
 
 
 def dispatch_lease_s() -> float:
@@ -48,7 +48,9 @@ def enqueue_for_event(
     """Insert a delivery for each matching inline webhook and tenant endpoint; send them after commit."""
     if job is None:
         return []
-    now = utcnow()
+    # The database's clock, as every due comparison uses: a host whose clock is off must not
+    # delay or rush its deliveries.
+    now = read_db_now(session)
     lease_until = now + timedelta(seconds=dispatch_lease_s())
     body = build_payload(event, payload)
     rows = [
@@ -73,8 +75,9 @@ def enqueue_for_event(
         return []
     session.add_all(rows)
     session.flush()
-    for row in rows:
-        send_after_commit(session, DELIVER_WEBHOOK, [row.id])
+    # One message for the whole fan-out: a message (and a claim and record commit) per delivery was
+    # most of each delivery's cost.
+    send_after_commit(session, DELIVER_WEBHOOKS, [[row.id for row in rows]])
     return rows
 
 

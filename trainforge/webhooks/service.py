@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from trainforge.db.models import WebhookDelivery as Delivery
 from trainforge.db.models import WebhookEndpoint
-from trainforge.db.types import new_id, utcnow
+from trainforge.db.types import new_id, read_db_now, utcnow
 from trainforge.errors import Conflict, Invalid, NotFound
 from trainforge.events import emit
 from trainforge.queue import send_after_commit
@@ -245,7 +245,7 @@ def redeliver(session: Session, delivery: Delivery) -> Delivery:
                 f"endpoint {endpoint.id!r} is disabled ({endpoint.disabled_reason}); "
                 "enable it with PATCH /v1/webhooks/{id} {'enabled': true} first"
             )
-    now = utcnow()
+    now = read_db_now(session)  # the clock the due comparisons use
     delivery.status = "pending"
     delivery.attempts = 0
     delivery.next_attempt_at = now
