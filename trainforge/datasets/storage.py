@@ -31,8 +31,11 @@ class Incoming(Protocol):
 
     size: int
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         """Append `chunk`."""
+
+    def sync(self) -> None:
+        """Push what was written so far to disk, so that commit() has little left to flush."""
 
     def digest(self) -> str:
         """Return the SHA-256 (hex) of what was written so far."""
@@ -71,11 +74,15 @@ class _IncomingFile:
         self._hash = hashlib.sha256()
         self.size = 0
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         """Append `chunk` and hash it."""
         self._file.write(chunk)
         self._hash.update(chunk)
         self.size += len(chunk)
+
+    def sync(self) -> None:
+        """Write the bytes so far through to disk; safe while another thread appends (not while closing)."""
+        os.fdatasync(self._file.fileno())
 
     def digest(self) -> str:
         """Return the SHA-256 of the bytes so far."""

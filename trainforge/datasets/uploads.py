@@ -29,11 +29,15 @@ from trainforge.datasets.storage import SHA256_RE, BlobStore, Incoming
 from trainforge.db.models import Dataset
 from trainforge.errors import Conflict, Invalid
 
-# Write to disk in pieces this big: fewer thread hops than one per network chunk.
-_FLUSH_BYTES = 1024 * 1024
+# Write to disk in pieces this big: one thread hop per piece, and hashlib and write() get buffers big
+# enough to run without the GIL. Two pieces at most are held (one arriving, one being written).
+_FLUSH_BYTES = 4 * 1024 * 1024
 # ...or this often, so a slow but live upload keeps its file's mtime fresh and is never swept.
 _FLUSH_EVERY_S = 10.0
-# The threads that write and hash uploads (one piece in flight per upload).
+# Push the file to disk in the background every this many bytes: the fsync before the blob is renamed
+# into place then has only the tail left, instead of the whole upload on the request path.
+_SYNC_BYTES = 32 * 1024 * 1024
+# The threads that write, hash and sync uploads (one piece and one sync in flight per upload).
 _WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload-write")
 
 
@@ -76,8 +80,7 @@ async def receive(
 
 async def _stream(chunks: AsyncIterator[bytes], incoming: Incoming, request: UploadRequest) -> str:
     """Write the body to `incoming`; return its format; Invalid when it is empty, no archive or mismatched."""
-    pieces: list[bytes] = []
-    held = 0
+    piece = bytearray()
     head = b""
     fmt = "pt"
     sniffed = request.cls is not Dataset
@@ -89,13 +92,12 @@ async def _stream(chunks: AsyncIterator[bytes], incoming: Incoming, request: Upl
                 head += chunk[: 4 - len(head)]
                 if len(head) >= 4:
                     fmt, sniffed = _sniff(head), True
-            pieces.append(chunk)
-            held += len(chunk)
-            if held >= _FLUSH_BYTES or anyio.current_time() - flushed_at >= _FLUSH_EVERY_S:
-                await writer.write(pieces)
-                pieces, held, flushed_at = [], 0, anyio.current_time()
-        if pieces:
-            await writer.write(pieces)
+            piece += chunk
+            if len(piece) >= _FLUSH_BYTES or anyio.current_time() - flushed_at >= _FLUSH_EVERY_S:
+                await writer.write(piece)
+                piece, flushed_at = bytearray(), anyio.current_time()
+        if piece:
+            await writer.write(piece)
         await writer.wait()
     finally:
         writer.join()
@@ -113,35 +115,48 @@ async def _stream(chunks: AsyncIterator[bytes], incoming: Incoming, request: Upl
 
 
 class _Writer:
-    """Write and hash one piece in a thread while the next piece arrives.
+    """Write and hash one piece in a thread while the next piece arrives, and sync to disk behind them.
 
     Receiving, hashing and writing in turn left each waiting on the others; overlapped, an upload runs
-    at about the speed of the slower of the two. At most one write is in flight, so pieces land in order.
+    at about the speed of the slower of the two. At most one write is in flight, so pieces land in order;
+    at most one background sync, so the disk keeps up with the upload instead of all of it at the end.
     """
 
     def __init__(self, incoming: Incoming) -> None:
         self._incoming = incoming
         self._pending: Future[None] | None = None
+        self._syncing: Future[None] | None = None
+        self._synced = 0
 
-    async def write(self, pieces: list[bytes]) -> None:
-        """Wait for the previous piece, then start writing `pieces` (network chunks, never copied)."""
-        await self.wait()
-        self._pending = _WRITERS.submit(self._write_all, pieces)
-
-    def _write_all(self, pieces: list[bytes]) -> None:
-        for piece in pieces:
-            self._incoming.write(piece)
-
-    async def wait(self) -> None:
-        """Wait for the write in flight; raise what it raised."""
+    async def write(self, piece: bytearray) -> None:
+        """Wait for the previous piece, then start writing `piece` (the caller no longer touches it)."""
         if self._pending is not None:
             await asyncio.wrap_future(self._pending)
             self._pending = None
+        await self._sync_if_due()
+        self._pending = _WRITERS.submit(self._incoming.write, piece)
+
+    async def _sync_if_due(self) -> None:
+        """Start a background sync once _SYNC_BYTES more were written and the last one is done."""
+        if self._incoming.size - self._synced < _SYNC_BYTES:
+            return
+        if self._syncing is not None:
+            if not self._syncing.done():
+                return  # the disk is behind: let it finish, never queue syncs up
+            await asyncio.wrap_future(self._syncing)  # done: raises what it raised
+        self._synced = self._incoming.size
+        self._syncing = _WRITERS.submit(self._incoming.sync)
+
+    async def wait(self) -> None:
+        """Wait for the write and the sync in flight; raise what they raised."""
+        for future in (self._pending, self._syncing):
+            if future is not None:
+                await asyncio.wrap_future(future)
+        self._pending = self._syncing = None
 
     def join(self) -> None:
-        """Block until no write is in flight (at most one piece), so a failed upload is discarded after it."""
-        if self._pending is not None:
-            wait([self._pending])
+        """Block until nothing is in flight, so a failed upload is discarded (its file closed) after it."""
+        wait([future for future in (self._pending, self._syncing) if future is not None])
 
 
 def _sniff(head: bytes) -> str:

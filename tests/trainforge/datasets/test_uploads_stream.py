@@ -31,7 +31,10 @@ async def _chunks(data: bytes, sizes: list[int], fail_after: int | None = None) 
 
 
 @pytest.mark.parametrize("sizes", [[1], [3, 65536, 7], [uploads._FLUSH_BYTES + 1], [65536]])
-def test_every_byte_lands_in_order_across_pieces(tmp_path: Path, sizes: list[int]) -> None:
+def test_every_byte_lands_in_order_across_pieces(
+    tmp_path: Path, sizes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(uploads, "_SYNC_BYTES", uploads._FLUSH_BYTES)  # syncs run beside the writes
     data = b"PK\x03\x04" + os.urandom(3 * uploads._FLUSH_BYTES + 12345)
     if sizes == [1]:
         data = data[:5000]  # one byte per chunk: keep it short
@@ -51,13 +54,15 @@ def test_a_failing_body_waits_for_the_write_in_flight_then_discards(tmp_path: Pa
     incoming = store.receive(str(uuid.uuid4()))
     data = os.urandom(4 * uploads._FLUSH_BYTES)
     request = uploads.UploadRequest(ModelWeights, "tenant", "m")
+    per_piece = uploads._FLUSH_BYTES // 65536
 
     with pytest.raises(OSError, match="client went away"):
-        anyio.run(uploads._stream, _chunks(data, [65536], fail_after=40), incoming, request)
+        fail_after = 2 * per_piece + per_piece // 2
+        anyio.run(uploads._stream, _chunks(data, [65536], fail_after=fail_after), incoming, request)
     incoming.discard()  # what receive() does next: nothing may still be writing to the file
 
     assert store.incoming_count() == 0
-    assert incoming.size == 32 * 65536  # the two whole pieces sent before the failure, none after
+    assert incoming.size == 2 * uploads._FLUSH_BYTES  # the two whole pieces sent before the failure
 
 
 def test_a_dataset_that_is_no_archive_is_refused_at_its_first_bytes(tmp_path: Path) -> None:
