@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_engine.cfg.events import BATCH_EVENTS, TRAINER_EVENTS
+from trainforge.jobs.fence import LeaseLostError
 from trainforge.rundir import RunDir
 from worker.emitter import Emitter, EventItem
 
@@ -98,6 +99,22 @@ class EventBridge:
             # Keyed by epoch alone, the cut epoch's events would shadow those of its resumed, full run.
             key = f"{key}:cut-attempt-{self.attempt}"
         self.emitter.event(EventItem(event, data, key, job_values=self._job_values(event, data)))
+        if event == "on_train_epoch_end":
+            self._check_fence()
+
+    def _check_fence(self) -> None:
+        """Stop the run before its epoch writes results.csv and checkpoints if its lease has moved on.
+
+        The run folder is shared by the job's attempts, and files have no fence of their own: a run
+        frozen past its lease and woken again (SIGSTOP, a long GC pause of its host) would otherwise
+        write its older last.pt and best.pt over those of the attempt that took the job over. The
+        epoch's event is the write that finds out: refused by the database once the lease moved.
+        """
+        self.emitter.flush()
+        if self.emitter.fenced:
+            raise LeaseLostError(
+                "the lease passed to another attempt; this run stops before writing its epoch"
+            )
 
     def _on_batch_start(self, trainer: Any) -> None:
         """Note when the first batch starts (dispatch latency is measured up to here)."""

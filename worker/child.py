@@ -106,7 +106,10 @@ def run(spec: RunSpec) -> int:
     if bridge is not None and bridge.first_batch_at is not None:
         timings["first_batch"] = bridge.first_batch_at
     outcome.timings = timings
-    if rank == 0:
+    if emitter is not None and emitter.fenced:
+        # The job is another attempt's now: its outcome file is that attempt's to write.
+        log.warning("job %s: attempt %d lost its lease; it leaves no outcome", spec.job_id, spec.attempt)
+    elif rank == 0:
         write_outcome(spec.run_dir, outcome)
     return code
 

@@ -41,7 +41,12 @@ def run(tmp_path, monkeypatch):
         emitter = type(
             "E",
             (),
-            {"event": recorder.event, "progress": recorder.progress_update, "flush": lambda self: True},
+            {
+                "event": recorder.event,
+                "progress": recorder.progress_update,
+                "flush": lambda self: True,
+                "fenced": False,
+            },
         )()
         trainer = TickTrainer(overrides={"project": str(tmp_path), "name": "job", **overrides})
         EventBridge(emitter, RunDir.of(tmp_path, "job"), attempt=2).attach(trainer)
