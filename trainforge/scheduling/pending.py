@@ -2,7 +2,7 @@
 
 The reasons are checked in this order, and the first that holds is the answer:
 
-    tenant limit            (the tenant runs as many jobs as it may; not checked here yet)
+    tenant limit            (the tenant runs as many jobs as its max_running_jobs allows)
     no live worker serves the job's queue
     no worker of the queue offers the GPUs (or the GPU memory) the job asks for
     jobs ahead in the queue: of higher priority, or of equal priority submitted earlier
@@ -23,8 +23,10 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from trainforge.db.models import Job, Worker
+from trainforge.db.models import Job, TenantLimits, Worker
 from trainforge.db.types import utcnow
+from trainforge.settings import get_settings
+from trainforge.tenant_limits import resolve
 from trainforge.vocab import LEASED, WAITING, JobStatus
 
 
@@ -71,6 +73,29 @@ def explain(db: Db, job: Waiting, lease_timeout_s: float) -> Pending:
         if reason is not None:
             return Pending(position, reason)
     return Pending(position, "a worker has room for it; it starts at the next placement")
+
+
+def _tenant_limit(db: Db, job: Waiting, serving: list[Any]) -> str | None:
+    """Say so when the tenant already runs as many jobs as max_running_jobs allows.
+
+    First: placement skips such a job whatever the workers offer, so no other reason would be true.
+    """
+    if job.tenant_id is None:
+        return None
+    own = db.execute(
+        select(TenantLimits.limits).where(TenantLimits.tenant_id == job.tenant_id)
+    ).scalar_one_or_none()
+    bound = resolve(get_settings(), own).max_running_jobs
+    if bound is None:
+        return None
+    running = db.execute(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.tenant_id == job.tenant_id, Job.status.in_([s.value for s in LEASED]))
+    ).scalar_one()
+    if running < bound:
+        return None
+    return f"tenant limit: {_jobs(int(running))} running (max {bound})"
 
 
 def _no_worker(db: Db, job: Waiting, serving: list[Any]) -> str | None:
@@ -123,8 +148,8 @@ def _all_busy(db: Db, job: Waiting, serving: list[Any]) -> str | None:
     return f"all {len(fitting)} worker(s) of queue {job.queue} that fit it are busy"
 
 
-# The order in which reasons are looked for; a tenant-limit check goes first.
-CHECKS: list[Check] = [_no_worker, _no_fit, _ahead_in_queue, _all_busy]
+# The order in which reasons are looked for.
+CHECKS: list[Check] = [_tenant_limit, _no_worker, _no_fit, _ahead_in_queue, _all_busy]
 
 
 def _ahead(db: Db, job: Waiting, *, higher_only: bool) -> int:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from trainforge.db.models import Job, Worker
+from trainforge.db.models import Job, TenantLimits, Worker
 from trainforge.db.session import session_scope
 from trainforge.db.types import utcnow
 from trainforge.scheduling.pending import Pending, Waiting, explain
@@ -72,3 +72,20 @@ def test_same_priority_earlier_and_a_worker_with_room(make_job, queue_name, add_
     assert why(second) == Pending(
         2, f"1 job of the same priority submitted earlier is ahead in queue {queue_name}"
     )
+
+
+def test_tenant_at_its_running_limit_comes_first(make_job, queue_name, add_worker) -> None:
+    add_worker([queue_name], slots=4)
+    tenant = f"tenant-{queue_name}"
+    make_job(tenant=tenant, queue=queue_name, status="running")
+    held = make_job(tenant=tenant, queue=queue_name)
+    other = make_job(queue=queue_name)
+    with session_scope() as s:
+        tenant_id = s.get_one(Job, held).tenant_id
+        s.add(TenantLimits(tenant_id=tenant_id, limits={"max_running_jobs": 1}))
+    assert why(held).reason == "tenant limit: 1 job running (max 1)"
+    # Another tenant's job behind it is not held back by that limit.
+    assert why(other).reason.startswith("1 job of the same priority submitted earlier")
+    with session_scope() as s:
+        s.get_one(TenantLimits, tenant_id).limits = {"max_running_jobs": 2}
+    assert why(held) == Pending(1, "a worker has room for it; it starts at the next placement")
