@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
 
 from api.deps import CurrentTenant, SessionDep, SettingsDep, open_session
 from trainforge.datasets import service
@@ -39,20 +38,13 @@ def upload_router(kind: str) -> APIRouter:
         sha256: Annotated[str | None, Query(max_length=200, description="SHA-256 the server checks.")] = None,
     ) -> Response:
         """Stream the request body (Content-Length or chunked) as a new version; it is validated next."""
-        row_id = await receive(
+        body = await receive(
             request.stream(),
             UploadRequest(cls, principal.tenant_id, name or "", sha256),
             get_store(settings.storage_dir),
             lambda: open_session(settings),
         )
-
-        def read() -> str:
-            with open_session(settings) as session:
-                row = service.repository.get(session, cls, row_id)
-                assert row is not None
-                return service.public(row).model_dump_json()
-
-        return Response(await run_in_threadpool(read), status_code=202, media_type="application/json")
+        return Response(body, status_code=202, media_type="application/json")
 
     upload.__doc__ = f"Upload {_WHAT[kind]} as the request body; validation runs in the background."
 

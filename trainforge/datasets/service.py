@@ -93,6 +93,11 @@ def send_validation(session: Session, cls: UploadClass, row_id: str) -> None:
     queue.send_after_commit(session, VALIDATE_TASKS[kind_of(cls)], [row_id])
 
 
+def send_validation_now(cls: UploadClass, row_id: str) -> None:
+    """Send the validation task of row `row_id`, whose validating status is already committed."""
+    queue.send(VALIDATE_TASKS[kind_of(cls)], [row_id])
+
+
 def get_by_ref(session: Session, cls: UploadClass, tenant_id: str, ref: str) -> Upload:
     """Return the tenant's row named by an id or `name[@version]`; NotFound (404) otherwise."""
     kind = kind_of(cls)

@@ -1,11 +1,12 @@
 """Receive one streamed upload into the blob store, so that a failed upload leaves nothing behind.
 
-    insert the row (uploading), commit           the tenant sees it arrive
+    insert the row (uploading), open the file, commit   the tenant sees it arrive
     stream the body into incoming/<id>.part      hashed on the way; the API never holds it in memory;
                                                  written at least every few seconds: its mtime is
                                                  the progress the upload sweep looks at
     check: not empty, a zip/tar.gz (datasets), the client's sha256 if given
-    record sha256 and size (validating), commit; rename the blob into place; send the validation task
+    record sha256 and size (validating) while the tail syncs, commit; rename the blob into place;
+    send the validation task; answer with the row as that one transaction left it
     on any failure (client gone, 413, mismatch): delete the partial file and the row
 
 Database work runs in worker threads, each step in its own short transaction: an upload may take
@@ -35,8 +36,10 @@ _FLUSH_BYTES = 4 * 1024 * 1024
 # ...or this often, so a slow but live upload keeps its file's mtime fresh and is never swept.
 _FLUSH_EVERY_S = 10.0
 # Push the file to disk in the background every this many bytes: the fsync before the blob is renamed
-# into place then has only the tail left, instead of the whole upload on the request path.
-_SYNC_BYTES = 32 * 1024 * 1024
+# into place then has only the tail left, instead of the whole upload on the request path. Small
+# enough that the tail is a few pieces; a sync still running is never queued behind, so the disk sets
+# how often they really run.
+_SYNC_BYTES = 8 * 1024 * 1024
 # The threads that write, hash and sync uploads (one piece and one sync in flight per upload).
 _WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload-write")
 
@@ -62,20 +65,18 @@ def check_request(request: UploadRequest) -> None:
 async def receive(
     chunks: AsyncIterator[bytes], request: UploadRequest, store: BlobStore, sessions: Callable[[], Session]
 ) -> str:
-    """Store the streamed body as a new version of `request.name`; return the row's id."""
+    """Store the streamed body as a new version of `request.name`; return the new row as JSON."""
     check_request(request)
     fmt = "pt" if request.cls is not Dataset else "archive"
-    row_id = await anyio.to_thread.run_sync(_begin, sessions, request, fmt)
-    incoming = await anyio.to_thread.run_sync(store.receive, row_id)
+    row_id, incoming = await anyio.to_thread.run_sync(_begin, sessions, request, fmt, store)
     try:
         fmt = await _stream(chunks, incoming, request)
-        await anyio.to_thread.run_sync(_finish, sessions, request.cls, row_id, incoming, fmt)
+        return await anyio.to_thread.run_sync(_finish, sessions, request.cls, row_id, incoming, fmt)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(incoming.discard)
             await anyio.to_thread.run_sync(_forget, sessions, request.cls, row_id)
         raise
-    return row_id
 
 
 async def _stream(chunks: AsyncIterator[bytes], incoming: Incoming, request: UploadRequest) -> str:
@@ -170,30 +171,49 @@ def _sniff(head: bytes) -> str:
     return fmt
 
 
-def _begin(sessions: Callable[[], Session], request: UploadRequest, fmt: str) -> str:
-    """Insert the uploading row and commit it."""
-    with sessions() as session, session.begin():
-        return service.begin_upload(session, request.cls, request.tenant_id, request.name, fmt).id
+def _begin(
+    sessions: Callable[[], Session], request: UploadRequest, fmt: str, store: BlobStore
+) -> tuple[str, Incoming]:
+    """Insert the uploading row, open its incoming file, commit: one hop before the body is read."""
+    incoming: Incoming | None = None
+    try:
+        with sessions() as session, session.begin():
+            row_id = service.begin_upload(session, request.cls, request.tenant_id, request.name, fmt).id
+            incoming = store.receive(row_id)
+    except BaseException:
+        if incoming is not None:  # the commit failed: no row names this file
+            incoming.discard()
+        raise
+    return row_id, incoming
 
 
 def _finish(
     sessions: Callable[[], Session], cls: UploadClass, row_id: str, incoming: Incoming, fmt: str
-) -> None:
-    """Record the blob on the row (commit), move the blob into place, then send the validation task.
+) -> str:
+    """Record the blob on the row (commit), move the blob into place, send the validation task.
 
-    The row names the SHA-256 before the blob is renamed in: a concurrent delete of another row with
-    the same bytes then sees this one and keeps the blob.
+    Return the row as JSON, read in that same transaction. The tail is synced while the row is
+    recorded, so the fsync before the rename has nothing left. The row names the SHA-256 before the
+    blob is renamed in: a concurrent delete of another row with the same bytes then sees this one and
+    keeps the blob. The task goes only once the blob is in place (a row deleted meanwhile is no
+    error: the task finds no row waiting and does nothing).
     """
-    with sessions() as session, session.begin():
-        row = repository.get(session, cls, row_id)
-        if row is None:  # the upload sweep removed it: no byte arrived for TRAINFORGE_UPLOAD_STALE_S
-            raise Conflict("the upload stalled for too long and was discarded by the server; send it again")
-        service.finish_upload(session, row, incoming.digest(), incoming.size, fmt)
+    tail = _WRITERS.submit(incoming.sync)
+    try:
+        with sessions() as session, session.begin():
+            row = repository.get(session, cls, row_id)
+            if row is None:  # the upload sweep removed it: no byte arrived for TRAINFORGE_UPLOAD_STALE_S
+                raise Conflict(
+                    "the upload stalled for too long and was discarded by the server; send it again"
+                )
+            service.finish_upload(session, row, incoming.digest(), incoming.size, fmt)
+            body = service.public(row).model_dump_json()
+    finally:
+        wait([tail])  # nothing may sync the file while commit() or discard() closes it
+    tail.result()
     incoming.commit()
-    with sessions() as session, session.begin():
-        row = repository.get(session, cls, row_id)
-        if row is not None:
-            service.send_validation(session, cls, row_id)
+    service.send_validation_now(cls, row_id)
+    return body
 
 
 def _forget(sessions: Callable[[], Session], cls: UploadClass, row_id: str) -> None:
