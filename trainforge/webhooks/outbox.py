@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -48,13 +48,9 @@ def enqueue_for_event(
     """Insert a delivery for each matching inline webhook and tenant endpoint; send them after commit."""
     if job is None:
         return []
-    # The database's clock, as every due comparison uses: a host whose clock is off must not
-    # delay or rush its deliveries.
-    now = read_db_now(session)
-    lease_until = now + timedelta(seconds=dispatch_lease_s())
     body = build_payload(event, payload)
     rows = [
-        _delivery(job, event, body, now, lease_until, url=hook["url"], secret=hook["secret"])
+        _delivery(job, event, body, url=hook["url"], secret=hook["secret"])
         for hook in job.webhooks or []
         if hook.get("url")
         and hook.get("secret")
@@ -67,12 +63,18 @@ def enqueue_for_event(
         )
     )
     rows += [
-        _delivery(job, event, body, now, lease_until, endpoint_id=endpoint.id)
+        _delivery(job, event, body, endpoint_id=endpoint.id)
         for endpoint in endpoints
         if matches(endpoint.events, event.type) and tags_match(endpoint.tags, job.tags)
     ]
     if not rows:
-        return []
+        return []  # most events match no webhook: they pay no clock read
+    # The database's clock, as every due comparison uses: a host whose clock is off must not
+    # delay or rush its deliveries. Due now, and marked as dispatched (their message goes out next).
+    now = read_db_now(session)
+    lease_until = now + timedelta(seconds=dispatch_lease_s())
+    for row in rows:
+        row.next_attempt_at, row.locked_until, row.created_at, row.updated_at = now, lease_until, now, now
     session.add_all(rows)
     session.flush()
     # One message for the whole fan-out: a message (and a claim and record commit) per delivery was
@@ -85,13 +87,11 @@ def _delivery(
     job: Job,
     event: JobEvent,
     body: dict[str, Any],
-    now: datetime,
-    lease_until: datetime,
     endpoint_id: str | None = None,
     url: str | None = None,
     secret: str | None = None,
 ) -> WebhookDelivery:
-    """Build one pending delivery row, due now and marked as dispatched (its message is about to go out)."""
+    """Build one pending delivery row (its times are set by the caller, from one clock read)."""
     delivery_id = new_id()
     return WebhookDelivery(
         id=delivery_id,
@@ -106,8 +106,4 @@ def _delivery(
         webhook_id="msg_" + delivery_id.replace("-", ""),
         status="pending",
         attempts=0,
-        next_attempt_at=now,
-        locked_until=lease_until,
-        created_at=now,
-        updated_at=now,
     )
