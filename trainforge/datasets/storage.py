@@ -31,7 +31,7 @@ class Incoming(Protocol):
 
     size: int
 
-    def write(self, chunk: bytes | bytearray) -> None:
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
         """Append `chunk`."""
 
     def sync(self) -> None:
@@ -74,7 +74,7 @@ class _IncomingFile:
         self._hash = hashlib.sha256()
         self.size = 0
 
-    def write(self, chunk: bytes | bytearray) -> None:
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
         """Append `chunk` and hash it."""
         self._file.write(chunk)
         self._hash.update(chunk)

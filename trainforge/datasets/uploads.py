@@ -16,6 +16,7 @@ minutes and must not hold a connection (or SQLite's write lock) for that long.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -81,25 +82,18 @@ async def receive(
 
 async def _stream(chunks: AsyncIterator[bytes], incoming: Incoming, request: UploadRequest) -> str:
     """Write the body to `incoming`; return its format; Invalid when it is empty, no archive or mismatched."""
-    piece = bytearray()
     head = b""
     fmt = "pt"
     sniffed = request.cls is not Dataset
     writer = _Writer(incoming)
-    flushed_at = anyio.current_time()
     try:
         async for chunk in chunks:
             if not sniffed:
                 head += chunk[: 4 - len(head)]
                 if len(head) >= 4:
                     fmt, sniffed = _sniff(head), True
-            piece += chunk
-            if len(piece) >= _FLUSH_BYTES or anyio.current_time() - flushed_at >= _FLUSH_EVERY_S:
-                await writer.write(piece)
-                piece, flushed_at = bytearray(), anyio.current_time()
-        if piece:
-            await writer.write(piece)
-        await writer.wait()
+            await writer.add(chunk)
+        await writer.close()
     finally:
         writer.join()
     if incoming.size == 0:
@@ -116,26 +110,64 @@ async def _stream(chunks: AsyncIterator[bytes], incoming: Incoming, request: Upl
 
 
 class _Writer:
-    """Write and hash one piece in a thread while the next piece arrives, and sync to disk behind them.
+    """Gather chunks into a piece, write and hash it in a thread while the next one fills, sync behind.
 
-    Receiving, hashing and writing in turn left each waiting on the others; overlapped, an upload runs
-    at about the speed of the slower of the two. At most one write is in flight, so pieces land in order;
-    at most one background sync, so the disk keeps up with the upload instead of all of it at the end.
+    Two buffers of _FLUSH_BYTES, allocated once per upload and swapped: the one filling and the one
+    being written. Each byte is copied once into place; growing a fresh bytearray per piece instead
+    copied every piece about eight times over as it grew, and touched new pages each time, which
+    took a quarter of the event loop's time on a fast upload. At most one piece is being written and
+    at most one background sync runs, so the disk keeps up with the upload instead of all of it at
+    the end.
     """
 
     def __init__(self, incoming: Incoming) -> None:
         self._incoming = incoming
+        self._buffers: list[bytearray] = []
+        self._filled = 0
+        self._flushed_at = time.monotonic()
         self._pending: Future[None] | None = None
         self._syncing: Future[None] | None = None
         self._synced = 0
 
-    async def write(self, piece: bytearray) -> None:
-        """Wait for the previous piece, then start writing `piece` (the caller no longer touches it)."""
+    async def add(self, chunk: bytes) -> None:
+        """Copy `chunk` into the piece filling; hand the piece on when it is full or old."""
+        if not self._buffers:
+            self._buffers = [bytearray(_FLUSH_BYTES), bytearray(_FLUSH_BYTES)]
+        rest = memoryview(chunk)
+        while rest:
+            buffer = self._buffers[0]
+            part = rest[: len(buffer) - self._filled]
+            buffer[self._filled : self._filled + len(part)] = part
+            self._filled += len(part)
+            rest = rest[len(part) :]
+            if self._filled == len(buffer):
+                await self._hand_on()
+        if self._filled and time.monotonic() - self._flushed_at >= _FLUSH_EVERY_S:
+            await self._hand_on()
+
+    async def close(self) -> None:
+        """Write what is left and wait for the write and the sync in flight; raise what they raised."""
+        if self._filled:
+            await self._hand_on()
+        for future in (self._pending, self._syncing):
+            if future is not None:
+                await asyncio.wrap_future(future)
+        self._pending = self._syncing = None
+
+    def join(self) -> None:
+        """Block until nothing is in flight, so a failed upload is discarded (its file closed) after it."""
+        wait([future for future in (self._pending, self._syncing) if future is not None])
+
+    async def _hand_on(self) -> None:
+        """Start writing the piece filling once the previous one is written; fill the other buffer next."""
         if self._pending is not None:
-            await asyncio.wrap_future(self._pending)
+            await asyncio.wrap_future(self._pending)  # the other buffer is free again
             self._pending = None
         await self._sync_if_due()
+        piece = memoryview(self._buffers[0])[: self._filled]
         self._pending = _WRITERS.submit(self._incoming.write, piece)
+        self._buffers.reverse()
+        self._filled, self._flushed_at = 0, time.monotonic()
 
     async def _sync_if_due(self) -> None:
         """Start a background sync once _SYNC_BYTES more were written and the last one is done."""
@@ -147,17 +179,6 @@ class _Writer:
             await asyncio.wrap_future(self._syncing)  # done: raises what it raised
         self._synced = self._incoming.size
         self._syncing = _WRITERS.submit(self._incoming.sync)
-
-    async def wait(self) -> None:
-        """Wait for the write and the sync in flight; raise what they raised."""
-        for future in (self._pending, self._syncing):
-            if future is not None:
-                await asyncio.wrap_future(future)
-        self._pending = self._syncing = None
-
-    def join(self) -> None:
-        """Block until nothing is in flight, so a failed upload is discarded (its file closed) after it."""
-        wait([future for future in (self._pending, self._syncing) if future is not None])
 
 
 def _sniff(head: bytes) -> str:
