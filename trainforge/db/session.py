@@ -152,6 +152,8 @@ def after_commit(session: Session, fn: Callable[[], Any]) -> None:
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
     """Flush the after-commit buffer; a failing callback is logged, never raised (the data is saved)."""
+    if session.in_nested_transaction():
+        return  # SQLAlchemy fires this for a released savepoint too: nothing is committed yet
     callbacks = session.info.pop(_AFTER_COMMIT, None)
     session.info.pop(_SAVEPOINT_MARKS, None)
     for fn in callbacks or ():

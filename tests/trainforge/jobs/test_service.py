@@ -81,3 +81,17 @@ def test_racing_posts_make_one_job_send_one_run_job_and_keep_their_after_commit_
         assert s.scalar(select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id)) == 1
     assert redis.llen(JOBS_QUEUE) == 1
     redis.delete(JOBS_QUEUE)
+
+
+def test_jobs_created_in_one_transaction_send_nothing_before_it_commits(settings_env, make_token) -> None:
+    reset_clients()
+    redis = get_redis(settings_env.redis_url)
+    redis.delete(JOBS_QUEUE)
+    with session_scope() as s:
+        tenant_id = resolve_token(s, make_token()).tenant_id
+    with session_scope() as s:
+        for _ in range(3):  # each insert is a savepoint: releasing one must not send the others' run_job
+            service.create_job(s, tenant_id, JobCreate(**BODY), settings_env)
+        assert redis.llen(JOBS_QUEUE) == 0  # a worker would find no such job yet
+    assert redis.llen(JOBS_QUEUE) == 3
+    redis.delete(JOBS_QUEUE)
