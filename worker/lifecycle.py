@@ -99,7 +99,9 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
 
 @signals.worker_shutting_down.connect
 def _on_shutting_down(**_: Any) -> None:
-    """Ask every training child to stop at a batch boundary and save last.pt."""
+    """Deregister, so no slot takes another job; ask every training child to stop and save last.pt."""
+    if _registration is not None and _main_pid == os.getpid():
+        _registration.stop()
     zygote = launcher.get_zygote()
     if zygote is not None:
         log.info("shutting down: asking every training child to stop and save last.pt")

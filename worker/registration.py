@@ -89,6 +89,8 @@ class Registration:
 
     def stop(self) -> None:
         """Stop heartbeating and remove the row, so placement stops at once rather than at the timeout."""
+        if self._stop.is_set():
+            return  # stopped when the worker began shutting down
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)

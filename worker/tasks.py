@@ -2,24 +2,51 @@
 
 from __future__ import annotations
 
+import os
+
 from celery import Task
 
 from trainforge import queue
 from trainforge.settings import get_settings
+from trainforge.vocab import TERMINAL
 from worker import lifecycle, reaper
 from worker.celery_app import app
 from worker.registration import placement_enabled
 from worker.supervisor import Supervisor
+
+# Runs one run_job task may chain on a registered worker before it hands its slot back to Celery.
+MAX_RUNS_PER_TASK = 50
 
 
 @app.task(name=queue.RUN_JOB, bind=True, acks_late=False, ignore_result=True)
 def run_job(self: Task, job_id: str | None = None) -> str:
     """Run the job placement gives this worker to its end (`job_id`: the job the message was sent for).
 
+    On a registered worker the slot then takes the next job placement names at once, without
+    waiting for another message: the message is only a wake-up, and a slot that just freed is the
+    one that should run the best waiting job. Only a run that ended (succeeded, failed, cancelled)
+    goes on: one stopped from outside, a lost lease or nothing to run gives the slot back, and a
+    stopping worker deregisters first (lifecycle), so no slot takes a job once it stops.
     Acknowledged on receipt: the lease, not the broker, guards the run.
     """
     worker_id = self.request.hostname if placement_enabled() else None
-    return Supervisor(job_id, worker_id=worker_id, parent_pid=lifecycle.pool_parent_pid()).run()
+    parent_pid = lifecycle.pool_parent_pid()
+    status = Supervisor(job_id, worker_id=worker_id, parent_pid=parent_pid).run()
+    runs = 1
+    while (
+        worker_id is not None
+        and status in TERMINAL
+        and runs < MAX_RUNS_PER_TASK
+        and _parent_alive(parent_pid)
+    ):
+        status = Supervisor(None, worker_id=worker_id, parent_pid=parent_pid).run()
+        runs += 1
+    return status
+
+
+def _parent_alive(parent_pid: int | None) -> bool:
+    """Return whether the worker's main process still runs (a pool process outlives it when it dies)."""
+    return parent_pid is None or os.getppid() == parent_pid
 
 
 @app.task(name=queue.REAP_JOBS, ignore_result=True)

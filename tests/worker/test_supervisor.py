@@ -401,3 +401,34 @@ def test_a_reference_that_no_longer_resolves_fails_the_job_before_any_child(env,
     )
     assert event_types(job_id) == ["job.started", "job.failed"]
     assert not RunDir.of(env.artifacts_dir, job_id).log.exists()  # no training process ever started
+
+
+def test_a_registered_slot_runs_the_waiting_jobs_best_first_from_one_message(env, make_job):
+    from celery.utils.nodenames import gethostname
+
+    from trainforge.scheduling import registry
+    from trainforge.scheduling.inventory import Inventory
+    from worker.tasks import run_job
+
+    queue = f"chain-{os.getpid()}-{time.monotonic_ns()}"
+    worker_id = gethostname()  # the hostname an in-process (eager) task runs under
+    with session_scope() as s:
+        registry.register(
+            s,
+            registry.WorkerInfo(
+                id=worker_id, hostname="test", pid=os.getpid(), queues=[queue], slots=1,
+                inventory=Inventory.cpu("declared"),
+            ),
+        )  # fmt: skip
+    fields = {"queue": queue, "resources": {"queue": queue, "gpus": 0}, "trainer_ref": TICK}
+    low, high, mid = (make_job(**fields, priority=p, overrides={"epochs": 1}) for p in (0, 2, 1))
+    try:
+        # One message, as the first submit sent; no other: each run ends and the slot goes on.
+        assert run_job.apply(kwargs={"job_id": None}).get() == "dropped"  # the backlog ran out
+    finally:
+        with session_scope() as s:
+            registry.deregister(s, worker_id)
+    rows = {job_id: job_row(job_id) for job_id in (low, high, mid)}
+    assert {row.status for row in rows.values()} == {"succeeded"}
+    assert sorted(rows, key=lambda j: rows[j].started_at) == [high, mid, low]
+    assert {row.worker_id for row in rows.values()} == {worker_id}
