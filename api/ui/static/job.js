@@ -330,10 +330,14 @@
     });
   }
 
-  follow();
+  // The charts' history first: the log, artifacts and deliveries wait for it, so on a busy server
+  // its request does not queue behind theirs (it is the largest answer, and the charts the reason
+  // the page is open).
+  follow().finally(() => {
+    followLog();
+    loadArtifacts();
+    loadDeliveries();
+  });
   poll();
-  followLog();
-  loadArtifacts();
-  loadDeliveries();
   tick();
 })();
