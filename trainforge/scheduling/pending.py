@@ -10,7 +10,8 @@ The reasons are checked in this order, and the first that holds is the answer:
     a worker has room: it is being placed
 
 `position` counts the waiting jobs of the same queue placed before this one, plus one: the order
-of trainforge/scheduling/placement.py (priority, then submission).
+of trainforge/scheduling/placement.py (priority, then submission), leaving out the jobs of tenants
+at their running limit, which placement passes over.
 """
 
 from __future__ import annotations
@@ -82,20 +83,33 @@ def _tenant_limit(db: Db, job: Waiting, serving: list[Any]) -> str | None:
     """
     if job.tenant_id is None:
         return None
-    own = db.execute(
-        select(TenantLimits.limits).where(TenantLimits.tenant_id == job.tenant_id)
-    ).scalar_one_or_none()
-    bound = resolve(get_settings(), own).max_running_jobs
-    if bound is None:
+    limited = _running_limits(db, [job.tenant_id]).get(job.tenant_id)
+    if limited is None or limited[0] < limited[1]:
         return None
-    running = db.execute(
-        select(func.count())
-        .select_from(Job)
-        .where(Job.tenant_id == job.tenant_id, Job.status.in_([s.value for s in LEASED]))
-    ).scalar_one()
-    if running < bound:
-        return None
-    return f"tenant limit: {_jobs(int(running))} running (max {bound})"
+    running, bound = limited
+    return f"tenant limit: {_jobs(running)} running (max {bound})"
+
+
+def _running_limits(db: Db, tenant_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Return (jobs running, max_running_jobs) of each of the tenants that has that bound."""
+    settings = get_settings()
+    own: dict[str, Any] = dict(
+        db.execute(
+            select(TenantLimits.tenant_id, TenantLimits.limits).where(TenantLimits.tenant_id.in_(tenant_ids))
+        ).all()
+    )
+    bounds = {t: resolve(settings, own.get(t)).max_running_jobs for t in tenant_ids}
+    bounded = {t: b for t, b in bounds.items() if b is not None}
+    if not bounded:
+        return {}
+    running = dict(
+        db.execute(
+            select(Job.tenant_id, func.count())
+            .where(Job.tenant_id.in_(list(bounded)), Job.status.in_([s.value for s in LEASED]))
+            .group_by(Job.tenant_id)
+        ).all()
+    )
+    return {t: (int(running.get(t, 0)), b) for t, b in bounded.items()}
 
 
 def _no_worker(db: Db, job: Waiting, serving: list[Any]) -> str | None:
@@ -153,7 +167,10 @@ CHECKS: list[Check] = [_tenant_limit, _no_worker, _no_fit, _ahead_in_queue, _all
 
 
 def _ahead(db: Db, job: Waiting, *, higher_only: bool) -> int:
-    """Count the waiting jobs of the job's queue that placement takes before it."""
+    """Count the waiting jobs of the job's queue that placement takes before it.
+
+    A job whose tenant already runs its max_running_jobs does not count: placement passes it over.
+    """
     before = Job.priority > job.priority
     if not higher_only:
         same = Job.priority == job.priority
@@ -161,10 +178,12 @@ def _ahead(db: Db, job: Waiting, *, higher_only: bool) -> int:
             Job.created_at < job.created_at, and_(Job.created_at == job.created_at, Job.id < job.id)
         )
         before = or_(before, and_(same, earlier))
-    stmt = select(func.count()).where(
-        Job.status.in_([s.value for s in WAITING]), Job.queue == job.queue, Job.id != job.id, before
-    )
-    return int(db.execute(stmt).scalar_one())
+    ahead = [Job.status.in_([s.value for s in WAITING]), Job.queue == job.queue, Job.id != job.id, before]
+    tenants = [t for t in db.execute(select(Job.tenant_id).where(*ahead).distinct()).scalars() if t]
+    held = [t for t, (running, bound) in _running_limits(db, tenants).items() if running >= bound]
+    if held:
+        ahead.append(Job.tenant_id.not_in(held))
+    return int(db.execute(select(func.count()).where(*ahead)).scalar_one())
 
 
 def _fits(worker: Any, job: Waiting) -> bool:

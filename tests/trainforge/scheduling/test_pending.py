@@ -84,8 +84,21 @@ def test_tenant_at_its_running_limit_comes_first(make_job, queue_name, add_worke
         tenant_id = s.get_one(Job, held).tenant_id
         s.add(TenantLimits(tenant_id=tenant_id, limits={"max_running_jobs": 1}))
     assert why(held).reason == "tenant limit: 1 job running (max 1)"
-    # Another tenant's job behind it is not held back by that limit.
-    assert why(other).reason.startswith("1 job of the same priority submitted earlier")
+    # Another tenant's job behind it is not held back by that limit, nor counted behind it.
+    assert why(other) == Pending(1, "a worker has room for it; it starts at the next placement")
     with session_scope() as s:
         s.get_one(TenantLimits, tenant_id).limits = {"max_running_jobs": 2}
     assert why(held) == Pending(1, "a worker has room for it; it starts at the next placement")
+
+
+def test_jobs_of_a_tenant_at_its_limit_are_not_counted_ahead(make_job, queue_name, add_worker) -> None:
+    worker = add_worker([queue_name], slots=1)
+    tenant = f"tenant-{queue_name}"
+    make_job(tenant=tenant, queue=queue_name, status="running", worker_id=worker)
+    with session_scope() as s:
+        tenant_id = s.get_one(Job, make_job(tenant=tenant, queue=queue_name, priority=9)).tenant_id
+        s.add(TenantLimits(tenant_id=tenant_id, limits={"max_running_jobs": 1}))
+    high = make_job(queue=queue_name, priority=5)
+    low = make_job(queue=queue_name, priority=0)
+    assert why(high) == Pending(1, f"all 1 worker(s) of queue {queue_name} that fit it are busy")
+    assert why(low) == Pending(2, f"1 job of higher priority is ahead in queue {queue_name}")
