@@ -89,17 +89,24 @@ class _IncomingFile:
         return self._hash.hexdigest()
 
     def commit(self) -> str:
-        """Flush to disk and rename into place; equal content already stored is kept, not rewritten."""
+        """Flush to disk and rename into place; equal content already stored is kept, not rewritten.
+
+        The file is synced before the rename and its folder after it, so a blob in `blobs/` is
+        durable: the upload's answer promises it, and an upload of the same bytes may reuse it.
+        """
         sha = self.digest()
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         target = self._store.path(sha)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _sync_dir(target.parent.parent)
         if target.exists():
             self._tmp.unlink(missing_ok=True)
         else:
             os.replace(self._tmp, target)
+            _sync_dir(target.parent)
         return sha
 
     def discard(self) -> None:
@@ -107,6 +114,15 @@ class _IncomingFile:
         if not self._file.closed:
             self._file.close()
         self._tmp.unlink(missing_ok=True)
+
+
+def _sync_dir(folder: Path) -> None:
+    """Make the entries of `folder` (a rename into it, a folder made in it) durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class DirectoryStore:
