@@ -77,17 +77,38 @@ def login_page(
     next_: Annotated[str | None, Query(alias="next", max_length=2000)] = None,
     reason: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    """Show the sign-in form; with `?token=` (the link `trainforge up` prints) sign in at once."""
-    if token is None:
-        return page(request, "login.html", next=safe_next(next_), error=REASONS.get(reason or ""))
+    """Show the sign-in form; with `?token=` (the link `trainforge up` prints) sign in at once.
+
+    Not when another site sent the browser here: a page elsewhere could otherwise sign its visitor
+    in with the page's own token (a login CSRF), and what they then submit would land in its tenant.
+    """
+    if token is None or _sent_from_another_site(request):
+        error = REASONS.get(reason or "") or (CROSS_SITE if token is not None else None)
+        return page(request, "login.html", next=safe_next(next_), error=error)
     return _sign_in(request, settings, token.strip(), next_)
 
 
 @router.post("/login")
 async def login_form(request: Request, settings: SettingsDep) -> Response:
-    """Sign in with the token typed into the form."""
+    """Sign in with the token typed into the form (posted from this site's own form only)."""
     fields = await form_fields(request)
+    if _sent_from_another_site(request):
+        return page(
+            request, "login.html", status_code=403, next=safe_next(fields.get("next")), error=CROSS_SITE
+        )
     return _sign_in(request, settings, fields.get("token", "").strip(), fields.get("next"))
+
+
+CROSS_SITE = "Another site sent you to this sign-in, so it was not used; sign in here with your own token."
+
+
+def _sent_from_another_site(request: Request) -> bool:
+    """Return whether the browser says a page of another site started this request.
+
+    Sec-Fetch-Site is set by the browser itself (a page cannot forge it) and survives proxies that
+    rewrite Host, which an Origin check would not; a link opened from a terminal says "none".
+    """
+    return request.headers.get("sec-fetch-site") == "cross-site"
 
 
 def _sign_in(request: Request, settings: SettingsDep, token: str, next_: str | None) -> Response:

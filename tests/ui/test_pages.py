@@ -55,6 +55,26 @@ def test_a_bad_token_gets_the_form_again_with_a_message_and_no_cookie(client: An
     assert form.status_code == 401 and "Enter an API token" in form.text
 
 
+@pytest.mark.parametrize("site", ["none", "same-origin", None])
+def test_the_token_link_signs_in_when_opened_directly_or_from_the_dashboard(
+    client: Any, make_token, site: str | None
+) -> None:
+    headers = {} if site is None else {"Sec-Fetch-Site": site}
+    response = client.get("/ui/login", params={"token": make_token()}, headers=headers)
+    assert response.status_code == 303 and "set-cookie" in response.headers
+
+
+def test_another_site_cannot_sign_a_browser_in_with_its_own_token(client: Any, make_token) -> None:
+    token = make_token()  # the other site's token: signing its visitor in would file their work under it
+    cross = {"Sec-Fetch-Site": "cross-site"}
+    link = client.get("/ui/login", params={"token": token}, headers=cross)
+    assert link.status_code == 200 and "set-cookie" not in link.headers
+    assert "Another site sent you to this sign-in" in link.text and token not in link.text
+    form = client.post("/ui/login", data={"token": token, "next": "/ui"}, headers=cross)
+    assert form.status_code == 403 and "set-cookie" not in form.headers
+    assert client.get("/ui").status_code == 303  # still signed out
+
+
 def test_the_sign_in_form_signs_in(client: Any, make_token) -> None:
     token = make_token()
     response = client.post("/ui/login", data={"token": f"  {token} ", "next": "/ui"})
