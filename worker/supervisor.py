@@ -72,6 +72,11 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def orphaned(parent_pid: int | None) -> bool:
+    """Return whether the worker's main process `parent_pid` is gone (a pool process outlives it)."""
+    return parent_pid is not None and os.getppid() != parent_pid
+
+
 def time_limit_s(overrides: dict[str, Any], job_limit_s: float | None) -> float | None:
     """Return the wall-clock limit of a run in seconds, or None for no limit.
 
@@ -357,7 +362,7 @@ class Supervisor:
                 if now >= next_usage:
                     next_usage = now + USAGE_CHECK_S
                     self._check_usage(child, usage)
-                if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                if orphaned(self.parent_pid):
                     self._kill(child, ORPHANED)
                 if self._term_at is not None and now - self._term_at > self._kill_after_s:
                     log.warning(

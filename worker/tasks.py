@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from celery import Task
 
 from trainforge import queue
@@ -12,7 +10,7 @@ from trainforge.vocab import TERMINAL
 from worker import lifecycle, reaper
 from worker.celery_app import app
 from worker.registration import placement_enabled
-from worker.supervisor import Supervisor
+from worker.supervisor import Supervisor, orphaned
 
 # Runs one run_job task may chain on a registered worker before it hands its slot back to Celery.
 MAX_RUNS_PER_TASK = 50
@@ -34,19 +32,11 @@ def run_job(self: Task, job_id: str | None = None) -> str:
     status = Supervisor(job_id, worker_id=worker_id, parent_pid=parent_pid).run()
     runs = 1
     while (
-        worker_id is not None
-        and status in TERMINAL
-        and runs < MAX_RUNS_PER_TASK
-        and _parent_alive(parent_pid)
+        worker_id is not None and status in TERMINAL and runs < MAX_RUNS_PER_TASK and not orphaned(parent_pid)
     ):
         status = Supervisor(None, worker_id=worker_id, parent_pid=parent_pid).run()
         runs += 1
     return status
-
-
-def _parent_alive(parent_pid: int | None) -> bool:
-    """Return whether the worker's main process still runs (a pool process outlives it when it dies)."""
-    return parent_pid is None or os.getppid() == parent_pid
 
 
 @app.task(name=queue.REAP_JOBS, ignore_result=True)
