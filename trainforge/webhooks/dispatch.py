@@ -111,7 +111,7 @@ def deliver_many(
             break
     if own:  # what no slot of this task's came to: it queues for one, as a single delivery does
         done, woken, _ = _deliver_round(woken, own, resolver, db_url, park=True)
-        outcomes = done | outcomes  # a delivery's first outcome is its own; a later wake-up is a no-op
+        outcomes = done | outcomes
     for waiting_id in woken:
         send_delivery(waiting_id)
     return [outcomes.get(d, "busy") for d in delivery_ids]
@@ -342,11 +342,11 @@ def _request(row: WebhookDelivery, endpoint: WebhookEndpoint | None, now: dateti
 
 def record(session: Session, claim: Claim, result: http.AttemptResult, settings: Settings) -> str:
     """Record an attempt and move its delivery on: done, failed, or due again at the next retry."""
-    now = utcnow()  # for the attempt row's times only; a retry's due time is on the database's clock
+    answered_at = utcnow()  # the attempt row's times; a retry's due time is on the database's clock
     attempt_row = {
         "id": new_id(),
         "delivery_id": claim.delivery_id,
-        "started_at": now - timedelta(milliseconds=result.latency_ms),
+        "started_at": answered_at - timedelta(milliseconds=result.latency_ms),
         "status_code": result.status_code,
         "latency_ms": result.latency_ms,
         "error": result.error,
