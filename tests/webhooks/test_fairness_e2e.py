@@ -18,7 +18,7 @@ from tests.webhooks.helpers import add_endpoint, attempts, deliveries, emit_even
 from tests.webhooks.receiver import Receiver, Reply
 
 pytestmark = pytest.mark.integration
-ATTEMPT_LIMIT_S = 8.0
+ATTEMPT_LIMIT_S = 12.0
 B_EVENTS = 20
 FAIR = {
     "TRAINFORGE_WEBHOOK_TENANT_IN_FLIGHT": "1",
@@ -29,7 +29,11 @@ FAIR = {
 
 @pytest.fixture(scope="module")
 def service_env(service_env: dict[str, str]) -> dict[str, str]:
-    """Give each tenant one of the webhooks worker's two processes, and attempts an 8 s limit."""
+    """Give each tenant one of the webhooks worker's two processes, and attempts a 12 s limit.
+
+    The limit is the window B's round must fit in while A's attempt holds its process: 8 s was
+    missed once under the parallel suite's load (B's 20 deliveries took 9 s).
+    """
     return {**service_env, **FAIR}
 
 
